@@ -1,0 +1,420 @@
+"""Tracing: run a Python function on stand-in arrays and record what it does.
+
+``trace(fn, *args)`` calls ``fn`` with :class:`Tracer` objects in place of its
+array arguments. A tracer knows its shape and dtype but not its values; every
+operation on it appends an equation to the current :class:`TraceContext`'s
+builder and returns a new tracer. The result is a :class:`~vmapc.ir.Function`.
+
+Tracers support Python's operators, indexing, array methods (``x.sum(axis=1)``),
+the ``vmapc.numpy`` namespace, and NumPy's own dispatch protocols
+(``__array_ufunc__`` and ``__array_function__``), so a function written with plain
+``np.`` calls traces unchanged.
+
+What cannot be traced raises an error at the user's line: Python control flow on
+a traced value (``if x > 0:``) needs a value that does not exist yet; turning a
+tracer into a NumPy array or a Python number likewise. Arrays captured from the
+enclosing scope become constants; Python numbers stay "weak" (NEP 50), so
+``x * 2.0`` keeps ``x``'s float32.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import threading
+
+import numpy as np
+
+from . import dtypes as dt
+from . import pytree
+from .errors import (Loc, TracerBoolConversionError, TracerConversionError, TracingError,
+                     UnsupportedError)
+from .ir import Builder, Function, TensorType, Var
+
+# Frames in these folders are vmapc's (or NumPy's dispatch machinery), not the user's.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SKIP_DIRS = tuple({_HERE, os.path.join(os.path.dirname(_HERE), "rules"),
+                    os.path.join(os.path.dirname(_HERE), "runtime"),
+                    os.path.dirname(os.path.abspath(np.__file__))})
+
+
+def register_internal_dir(path: str):
+    """Treat frames in `path` as vmapc's own when looking for the user's line."""
+    global _SKIP_DIRS
+    _SKIP_DIRS = _SKIP_DIRS + (os.path.abspath(path),)
+
+
+def user_loc(depth: int = 1) -> Loc | None:
+    """The innermost stack frame outside vmapc and NumPy: the user's line."""
+    f = sys._getframe(depth)
+    while f is not None:
+        fname = f.f_code.co_filename
+        if not fname.startswith(_SKIP_DIRS) and not fname.startswith("<frozen"):
+            return Loc(fname, f.f_lineno)
+        f = f.f_back
+    return None
+
+
+class ShapeDtype:
+    """An abstract argument: a shape and a dtype, no data (like ``jax.ShapeDtypeStruct``).
+
+    ``vmapc.f32[8, 4]`` is ``ShapeDtype((8, 4), float32)``; ``vmapc.f32[()]`` is 0-d."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = dt.canonical(dtype)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"{dt.short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    def __eq__(self, other):
+        return isinstance(other, ShapeDtype) and (self.shape, self.dtype) == (other.shape, other.dtype)
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+
+class DTypeSpecMaker:
+    """``vmapc.f32[8, 4]`` makes a ShapeDtype."""
+
+    def __init__(self, dtype):
+        self.dtype = dt.canonical(dtype)
+
+    def __getitem__(self, shape):
+        if not isinstance(shape, tuple):
+            shape = (shape,)
+        return ShapeDtype(shape, self.dtype)
+
+    def __repr__(self):
+        return f"vmapc.{dt.short_name(self.dtype)}"
+
+
+_state = threading.local()
+
+
+def _stack():
+    if not hasattr(_state, "stack"):
+        _state.stack = []
+    return _state.stack
+
+
+def current() -> "TraceContext | None":
+    s = _stack()
+    return s[-1] if s else None
+
+
+class TraceContext:
+    """One trace in progress: a builder, and a cache so that a captured array used
+    twice becomes one constant."""
+
+    def __init__(self):
+        self.builder = Builder(loc_fn=lambda: user_loc(2))
+        self.constants: dict = {}
+        self.alive = True
+
+    def __enter__(self):
+        _stack().append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _stack().pop()
+        self.alive = False
+
+    def constant(self, arr: np.ndarray) -> Var:
+        """A captured NumPy array as a constant (splats become a broadcast scalar)."""
+        key = id(arr)
+        hit = self.constants.get(key)
+        if hit is not None and hit[0] is arr:
+            return hit[1]
+        a = np.asarray(arr)
+        d = dt.canonical(a.dtype, "captured array")
+        flat = a.reshape(-1)
+        if a.size > 1 and (flat == flat[0]).all():
+            v = self.builder.full(a.shape, flat[0], d)
+        else:
+            v = self.builder.constant(a.astype(d, copy=False))
+        if isinstance(arr, np.ndarray):
+            self.constants[key] = (arr, v)
+        return v
+
+
+class Tracer:
+    """A stand-in for an array while tracing; see the module docstring."""
+
+    __slots__ = ("ir_var", "ctx", "weak")
+    __array_priority__ = 1000
+
+    def __init__(self, var: Var, ctx: TraceContext, weak=None):
+        self.ir_var = var
+        self.ctx = ctx
+        # For a traced Python scalar argument: its Python type (bool, int or float).
+        # Its dtype then yields to the arrays it meets, as a Python number would (NEP 50).
+        self.weak = weak
+
+    # -- what is known statically --------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.ir_var.shape
+
+    @property
+    def dtype(self):
+        return self.ir_var.dtype
+
+    @property
+    def ndim(self):
+        return self.ir_var.rank
+
+    @property
+    def size(self):
+        return int(np.prod(self.ir_var.shape, dtype=np.int64))
+
+    @property
+    def itemsize(self):
+        return self.ir_var.dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self.size * self.itemsize
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of unsized object (a 0-d traced array)")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d traced array")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self):
+        return f"Tracer<{self.ir_var.type}>"
+
+    # -- what is not ---------------------------------------------------------------------------
+    def __bool__(self):
+        raise TracerBoolConversionError(
+            "the truth value of a traced array is not known while tracing, so Python control flow "
+            "(if/while/and/or/not) cannot depend on it. Compute both sides and choose with "
+            "vmapc.numpy.where(cond, x, y) (np.where traces too).", user_loc(2))
+
+    def _concrete(self, what):
+        raise TracerConversionError(
+            f"{what} needs a concrete value, but this is a traced array {self.ir_var.type}: its values "
+            "exist only when the compiled function runs. Keep it an array (use vmapc.numpy "
+            "operations), or pass the value as a Python constant instead of an argument.",
+            user_loc(3))
+
+    def __float__(self):
+        self._concrete("float()")
+
+    def __int__(self):
+        self._concrete("int()")
+
+    def __complex__(self):
+        self._concrete("complex()")
+
+    def __index__(self):
+        self._concrete("using a traced array as a Python index or size")
+
+    def item(self, *args):
+        self._concrete(".item()")
+
+    def tolist(self):
+        self._concrete(".tolist()")
+
+    def __array__(self, dtype=None, copy=None):
+        self._concrete("converting to a NumPy array (np.asarray/np.array)")
+
+    def __setitem__(self, key, value):
+        raise UnsupportedError(
+            "in-place assignment to a traced array (x[...] = v) is not supported: traced arrays "
+            "are immutable. Build the result instead, e.g. with vmapc.numpy.where(mask, v, x) "
+            "or vmapc.numpy.concatenate.", user_loc(2))
+
+    def __iadd__(self, other):
+        return self + other  # rebinding, as for immutable NumPy scalars
+
+    # -- NumPy protocols -----------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from . import numpy as vnp
+        return vnp._dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        from . import numpy as vnp
+        return vnp._dispatch_function(func, args, kwargs)
+
+
+def _install_operators():
+    """Python operators and array methods forward to vmapc.numpy."""
+    from . import numpy as vnp
+
+    binops = {
+        "add": vnp.add, "sub": vnp.subtract, "mul": vnp.multiply, "truediv": vnp.divide,
+        "floordiv": vnp.floor_divide, "mod": vnp.remainder, "pow": vnp.power,
+        "matmul": vnp.matmul, "and": vnp.bitwise_and, "or": vnp.bitwise_or, "xor": vnp.bitwise_xor,
+    }
+    for name, f in binops.items():
+        setattr(Tracer, f"__{name}__", (lambda f: lambda self, other: f(self, other))(f))
+        setattr(Tracer, f"__r{name}__", (lambda f: lambda self, other: f(other, self))(f))
+    cmps = {"lt": vnp.less, "le": vnp.less_equal, "gt": vnp.greater, "ge": vnp.greater_equal,
+            "eq": vnp.equal, "ne": vnp.not_equal}
+    for name, f in cmps.items():
+        setattr(Tracer, f"__{name}__", (lambda f: lambda self, other: f(self, other))(f))
+    Tracer.__hash__ = object.__hash__
+    Tracer.__neg__ = lambda self: vnp.negative(self)
+    Tracer.__pos__ = lambda self: self
+    Tracer.__abs__ = lambda self: vnp.abs(self)
+    Tracer.__invert__ = lambda self: vnp.invert(self)
+    Tracer.__getitem__ = lambda self, key: vnp._getitem(self, key)
+    Tracer.T = property(lambda self: vnp.transpose(self))
+    Tracer.mT = property(lambda self: vnp.swapaxes(self, -1, -2))
+
+    methods = {
+        "sum": vnp.sum, "prod": vnp.prod, "mean": vnp.mean, "max": vnp.max, "min": vnp.min,
+        "argmax": vnp.argmax, "argmin": vnp.argmin, "any": vnp.any, "all": vnp.all,
+        "var": vnp.var, "std": vnp.std, "ptp": vnp.ptp, "clip": vnp.clip, "round": vnp.round,
+        "dot": vnp.dot, "squeeze": vnp.squeeze, "swapaxes": vnp.swapaxes, "take": vnp.take,
+        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.ravel, "conj": lambda x: x,
+        "copy": lambda x: x,
+    }
+    for name, f in methods.items():
+        setattr(Tracer, name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(f))
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return vnp.reshape(self, shape, order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return vnp.transpose(self, axes or None)
+
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if order not in ("K", "A", "C") or casting != "unsafe":
+            raise UnsupportedError("astype: only the default order and casting are supported",
+                                   user_loc(2))
+        return vnp.astype(self, dtype)
+
+    Tracer.reshape = reshape
+    Tracer.transpose = transpose
+    Tracer.astype = astype
+
+
+# --- trace ---------------------------------------------------------------------------------------
+
+def _arg_names(fn, n):
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for p in params:
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+        elif p.kind == p.VAR_POSITIONAL:
+            break
+    while len(names) < n:
+        names.append(f"arg{len(names)}")
+    return names[:n]
+
+
+def abstractify(x, what: str):
+    """The (shape, dtype) an argument stands for, or None for a Python scalar (weak)."""
+    if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+        return None
+    if isinstance(x, ShapeDtype):
+        return TensorType(x.shape, x.dtype)
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype == object:
+            raise TracingError(f"{what} is a NumPy array of dtype object; vmapc needs numeric arrays")
+        return TensorType(x.shape, dt.canonical(x.dtype, what))
+    if isinstance(x, Tracer):
+        return x.ir_var.type
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        try:
+            return TensorType(tuple(x.shape), dt.canonical(x.dtype, what))
+        except TypeError:
+            pass
+    if isinstance(x, (list, tuple)):
+        raise TracingError(f"{what} is a {type(x).__name__}; pass an array (np.asarray(...)) or a spec "
+                           "such as vmapc.f32[3]")
+    raise TracingError(f"{what} has type {type(x).__name__}, which is not an array, a shape spec "
+                       "(vmapc.f32[...]) or a Python number")
+
+
+def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
+    """Trace `fn(*args, **kwargs)`; every leaf of args is an input.
+
+    Returns ``(function, in_tree, out_tree, weak)`` where ``weak[i]`` tells whether
+    flat input i is a Python scalar (weakly typed)."""
+    kwargs = kwargs or {}
+    leaves, in_tree = pytree.flatten((tuple(args), kwargs))
+    names = arg_names or _arg_names(fn, len(args))
+    paths = pytree.leaf_paths(in_tree)
+    leaf_names = []
+    for p in paths:
+        # "[0][1][2]" -> argname_1_2 ; "[1]['k']" -> k
+        parts = p.strip("[]").replace("'", "").split("][")
+        if parts[0] == "0" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
+            base = [names[int(parts[1])]] + parts[2:]
+        else:
+            base = parts[1:]
+        leaf_names.append("_".join(str(b) for b in base) or "arg")
+    with TraceContext() as ctx:
+        in_vars, tracers, weak = [], [], []
+        for i, leaf in enumerate(leaves):
+            t = abstractify(leaf, f"argument `{leaf_names[i]}`")
+            if t is None:
+                kind = bool if isinstance(leaf, bool) else int if isinstance(leaf, int) else float
+                v = Var(TensorType((), {bool: dt.BOOL, int: dt.INT64, float: dt.FLOAT64}[kind]))
+                in_vars.append(v)
+                tracers.append(Tracer(v, ctx, weak=kind))
+                weak.append(True)
+            else:
+                v = Var(t)
+                in_vars.append(v)
+                tracers.append(Tracer(v, ctx))
+                weak.append(False)
+        a, k = pytree.unflatten(in_tree, tracers)
+        out = fn(*a, **k)
+        out_leaves, out_tree = pytree.flatten(out)
+        out_vars = []
+        for j, o in enumerate(out_leaves):
+            out_vars.append(to_var(ctx, o, f"output {j}"))
+    f = ctx.builder.build(in_vars, out_vars, name=name or getattr(fn, "__name__", "main"),
+                          arg_names=leaf_names)
+    if f.name == "<lambda>" or not f.name.isidentifier():
+        f.name = "main"
+    f.in_tree, f.out_tree = in_tree, out_tree
+    return f, in_tree, out_tree, weak
+
+
+def to_var(ctx: TraceContext, x, what: str) -> Var:
+    """The IR value for anything a traced function can return or combine."""
+    if isinstance(x, Tracer):
+        if x.ctx is not ctx:
+            raise TracingError(f"{what} is a tracer from another (finished or outer) trace: a traced "
+                               "value escaped its function, for example through a global or a closure")
+        return x.ir_var
+    if isinstance(x, (bool, int, float)):
+        return ctx.builder.constant(np.asarray(x))
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ctx.constant(np.asarray(x))
+    raise TracingError(f"{what} has type {type(x).__name__}; a traced function must return arrays "
+                       "(or tuples, lists and dicts of arrays)")
+
+
+def trace(fn, *args, **kwargs) -> Function:
+    """Trace `fn` at the given example arguments (arrays, ``vmapc.f32[...]`` specs,
+    Python numbers, or pytrees of these) and return its IR.
+
+    >>> print(vmapc.trace(lambda x, w: np.tanh(x @ w), vmapc.f32[8, 4], vmapc.f32[4, 3]))
+    """
+    return trace_flat(fn, args, kwargs)[0]
