@@ -1,0 +1,359 @@
+"""Testing batching rules: sample programs for every op and the per-example oracle.
+
+A batching rule is right when the batched program computes, for every example,
+what the unbatched program computes for that example alone. ``vmap_cases`` builds
+that check (after functorch's ``test_vmap``) for a program:
+
+* every combination of batch dims for its inputs: all 0, then every tuple from
+  {-1, None} except all None;
+* batch sizes 2 and an odd one;
+* ``out_dims`` 0 and -1;
+* the expected result is a Python loop over the examples that runs the unbatched
+  program on each and stacks the results.
+
+Each :class:`Case` holds a batched Function, its arguments and the expected
+outputs, so one evaluator can run many cases at once: the NumPy reference
+(``run_reference``, no compiler) or a compiled module holding every case's
+function (the IREE tests). ``op_samples()`` has single-equation sample programs
+for every op in the library with argument generators that respect each op's
+domain (valid indices, positive sizes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import dtypes as dt
+from .ir import Builder, Function, TensorType, Var
+from .ops import BINARY, OPS, UNARY
+from .reference import evaluate
+from .vmap import vmap
+
+
+@dataclass
+class Sample:
+    """A program and a generator of one example's arguments (``gen(rng) -> [arrays]``)."""
+    name: str
+    fn: Function
+    gen: object
+    tags: tuple = ()
+
+
+@dataclass
+class Case:
+    """A batched program, its arguments and the outputs the per-example loop gives."""
+    name: str
+    fn: Function
+    args: list
+    expected: list
+    dtypes: list = field(default_factory=list)
+
+
+# --- argument generation -------------------------------------------------------------------------
+
+def random_array(rng, t: TensorType, kind: str = "any"):
+    """Random values of type t. kind: "any", "positive", "unit" (in (-1, 1)),
+    "small" (small integers), or ("index", n) for indices into a dim of size n."""
+    shape, d = t.shape, t.dtype
+    if isinstance(kind, tuple) and kind[0] == "index":
+        n = kind[1]
+        lo = -n if not dt.is_unsigned(d) else 0
+        return rng.integers(lo, builtins_max(n, 1), size=shape).astype(d)
+    if d == dt.BOOL:
+        return rng.random(shape) < 0.5
+    if dt.is_int(d):
+        info = np.iinfo(d)
+        lo, hi = (0, 10) if dt.is_unsigned(d) else (-6, 7)
+        if kind == "positive":
+            lo = 1
+        return rng.integers(builtins_max(lo, info.min), builtins_min(hi, info.max), size=shape,
+                            endpoint=False).astype(d)
+    if kind == "positive":
+        x = rng.uniform(0.1, 3.0, size=shape)
+    elif kind == "unit":
+        x = rng.uniform(-0.9, 0.9, size=shape)
+    else:
+        x = rng.normal(0.0, 2.0, size=shape)
+    return np.asarray(x).astype(d)
+
+
+def builtins_max(a, b):
+    return a if a > b else b
+
+
+def builtins_min(a, b):
+    return a if a < b else b
+
+
+# --- single-op sample programs -------------------------------------------------------------------
+
+def single_op(op: str, in_types, attrs: dict, name: str | None = None) -> Function:
+    """A Function whose body is one equation ``op[attrs](inputs)``."""
+    b = Builder()
+    ins = [Var(t) for t in in_types]
+    outs = b.emit_multi(op, ins, attrs)
+    return b.build(ins, outs, name=name or op)
+
+
+_DOMAIN = {"log": "positive", "sqrt": "positive", "rsqrt": "positive", "reciprocal": "positive",
+           "log1p": "positive", "arcsin": "unit", "arccos": "unit"}
+
+
+def _dtypes_for(kind):
+    return dt.KINDS[kind]
+
+
+def _gen(types, kinds):
+    def gen(rng):
+        return [random_array(rng, t, k) for t, k in zip(types, kinds)]
+    return gen
+
+
+def _T(shape, d):
+    return TensorType(shape, d)
+
+
+def op_samples(dtypes: str = "all") -> list:
+    """Sample programs for every op. ``dtypes="all"``: every dtype each elementwise op
+    accepts; ``"few"``: one float and one integer dtype per op (for compiled sweeps)."""
+    few = dtypes == "few"
+    out = []
+
+    def pick(kind):
+        ds = _dtypes_for(kind)
+        if not few:
+            return ds
+        pref = [dt.FLOAT32, dt.INT32, dt.BOOL]
+        return tuple(d for d in pref if d in ds)[:2] or ds[:1]
+
+    for name, (kind, _) in UNARY.items():
+        for d in pick(kind):
+            for shape in ((), (3,), (2, 3)) if not few else ((2, 3),):
+                t = _T(shape, d)
+                out.append(Sample(f"{name}_{dt.short_name(d)}_{len(shape)}d", single_op(name, [t], {}),
+                                  _gen([t], [_DOMAIN.get(name, "any")])))
+    for name, (kind, _) in BINARY.items():
+        for d in pick(kind):
+            shapes = (((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 1), (1, 3)), ((1, 3), (2, 3)))
+            for sa, sb in (shapes if not few else shapes[2:4]):
+                ta, tb = _T(sa, d), _T(sb, d)
+                kinds = ["any", "any"]
+                if name == "power" and dt.is_float(d):
+                    kinds = ["positive", "any"]
+                out.append(Sample(f"{name}_{dt.short_name(d)}_{sa}_{sb}", single_op(name, [ta, tb], {}),
+                                  _gen([ta, tb], kinds)))
+    for d in pick("any"):
+        for sc, sx, sy in (((2, 3), (2, 3), (2, 3)), ((2, 1), (1, 3), (2, 3)), ((), (), ())):
+            ts = [_T(sc, dt.BOOL), _T(sx, d), _T(sy, d)]
+            out.append(Sample(f"select_{dt.short_name(d)}_{sc}", single_op("select", ts, {}), _gen(ts, ["any"] * 3)))
+    conv_src = dt.ALL if not few else (dt.FLOAT32, dt.INT32, dt.BOOL)
+    for s in conv_src:
+        for d in (dt.FLOAT32, dt.INT32, dt.BOOL, dt.UINT8, dt.FLOAT16) if not few else (dt.FLOAT32, dt.INT64):
+            if s == d:
+                continue
+            t = _T((2, 3), s)
+            kind = "any"
+            if dt.is_float(s) and (dt.is_int(d)):
+                kind = "positive" if dt.is_unsigned(d) else "any"
+            out.append(Sample(f"convert_{dt.short_name(s)}_{dt.short_name(d)}",
+                              single_op("convert", [t], {"dtype": d}), _gen([t], [kind])))
+    red = {"reduce_sum": "numeric", "reduce_prod": "numeric", "reduce_max": "any", "reduce_min": "any",
+           "reduce_any": "any", "reduce_all": "any"}
+    for name, kind in red.items():
+        ds = (dt.BOOL,) if name in ("reduce_any", "reduce_all") else pick(kind)
+        if not few and name not in ("reduce_any", "reduce_all"):
+            ds = (dt.FLOAT32, dt.INT32, dt.UINT8, dt.FLOAT64)
+        for d in ds:
+            for shape, axes in (((2, 3, 4), (1,)), ((2, 3, 4), (0, 2)), ((2, 3, 4), ()), ((2, 3, 4), (0, 1, 2)),
+                                ((5,), (0,))):
+                t = _T(shape, d)
+                out.append(Sample(f"{name}_{dt.short_name(d)}_{axes}", single_op(name, [t], {"axes": axes}),
+                                  _gen([t], ["any"])))
+    for name in ("argmax", "argmin"):
+        for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.UINT8, dt.BOOL):
+            for shape, axis in (((2, 3, 4), 1), ((2, 3, 4), 0), ((2, 3, 4), 2), ((5,), 0)):
+                t = _T(shape, d)
+                out.append(Sample(f"{name}_{dt.short_name(d)}_{axis}", single_op(name, [t], {"axis": axis}),
+                                  _gen([t], ["any"])))
+    dots = [
+        ("matmul", (2, 3), (3, 4), ((1,), (0,)), ((), ())),
+        ("vecmat", (3,), (3, 4), ((0,), (0,)), ((), ())),
+        ("matvec", (2, 3), (3,), ((1,), (0,)), ((), ())),
+        ("bmm", (2, 3, 4), (2, 4, 5), ((2,), (1,)), ((0,), (0,))),
+        ("trans_b", (2, 3), (4, 3), ((1,), (1,)), ((), ())),
+        ("multi", (2, 3, 4), (3, 4, 5), ((1, 2), (0, 1)), ((), ())),
+        ("outer", (3,), (4,), ((), ()), ((), ())),
+        ("inner", (3,), (3,), ((0,), (0,)), ((), ())),
+    ]
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.FLOAT64, dt.UINT8):
+        for tag, sa, sb, contract, batch in dots:
+            ts = [_T(sa, d), _T(sb, d)]
+            out.append(Sample(f"dot_general_{tag}_{dt.short_name(d)}",
+                              single_op("dot_general", ts, {"contract": contract, "batch": batch}),
+                              _gen(ts, ["any", "any"])))
+    shape_cases = [
+        ("reshape", [(2, 3)], {"shape": (6,)}), ("reshape", [(6,)], {"shape": (2, 3)}),
+        ("reshape", [(2, 3, 4)], {"shape": (6, 4)}), ("reshape", [()], {"shape": (1, 1)}),
+        ("reshape", [(2, 3)], {"shape": (3, 2)}),
+        ("transpose", [(2, 3, 4)], {"perm": (2, 0, 1)}), ("transpose", [(2, 3)], {"perm": (1, 0)}),
+        ("broadcast_in_dim", [(3,)], {"shape": (2, 3), "dims": (1,)}),
+        ("broadcast_in_dim", [(1, 3)], {"shape": (4, 2, 3), "dims": (1, 2)}),
+        ("broadcast_in_dim", [()], {"shape": (2, 2), "dims": ()}),
+        ("broadcast_in_dim", [(3,)], {"shape": (3, 2), "dims": (0,)}),
+        ("concatenate", [(2, 3), (4, 3)], {"axis": 0}), ("concatenate", [(2, 3), (2, 1), (2, 2)], {"axis": 1}),
+        ("slice", [(5, 6)], {"start": (1, 0), "limit": (4, 6), "step": (1, 2)}),
+        ("slice", [(7,)], {"start": (2,), "limit": (7,), "step": (3,)}),
+        ("rev", [(3, 4)], {"axes": (0,)}), ("rev", [(3, 4)], {"axes": (0, 1)}),
+    ]
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT64, dt.BOOL, dt.FLOAT16):
+        for i, (name, shapes, attrs) in enumerate(shape_cases):
+            ts = [_T(s, d) for s in shapes]
+            out.append(Sample(f"{name}_{i}_{dt.short_name(d)}", single_op(name, ts, attrs), _gen(ts, ["any"] * len(ts))))
+        ts = [_T((2, 3), d), _T((), d)]
+        out.append(Sample(f"pad_{dt.short_name(d)}", single_op("pad", ts, {"lo": (1, 0), "hi": (0, 2)}),
+                          _gen(ts, ["any", "any"])))
+    for d in (dt.FLOAT32,) if few else (dt.FLOAT32, dt.INT32):
+        for idt in (dt.INT64,) if few else (dt.INT64, dt.INT32, dt.UINT8):
+            takes = [((5, 3), (4,), 0, 0), ((3, 5), (2, 2), 1, 0), ((2, 5, 3), (2, 4), 1, 1), ((4,), (), 0, 0)]
+            for xs, is_, axis, bd in takes:
+                ts = [_T(xs, d), _T(is_, idt)]
+                out.append(Sample(f"take_{xs}_{is_}_{axis}_{bd}_{dt.short_name(idt)}",
+                                  single_op("take", ts, {"axis": axis, "batch_dims": bd}),
+                                  _gen(ts, ["any", ("index", xs[axis])])))
+            for xs, is_, axis in (((3, 4), (3, 2), 1), ((3, 4), (1, 2), 1), ((3, 4), (2, 4), 0)):
+                ts = [_T(xs, d), _T(is_, idt)]
+                out.append(Sample(f"take_along_axis_{xs}_{is_}_{axis}_{dt.short_name(idt)}",
+                                  single_op("take_along_axis", ts, {"axis": axis}),
+                                  _gen(ts, ["any", ("index", xs[axis])])))
+            for xs, sizes in (((5, 6), (2, 3)), ((5,), (5,)), ((4, 3), (4, 2))):
+                ts = [_T(xs, d)] + [_T((), idt)] * len(xs)
+                kinds = ["any"] + [("index", n + 2) for n in xs]
+                out.append(Sample(f"dynamic_slice_{xs}_{sizes}_{dt.short_name(idt)}",
+                                  single_op("dynamic_slice", ts, {"sizes": sizes}), _gen(ts, kinds)))
+    out.append(Sample("iota", single_op("iota", [], {"shape": (2, 3), "dimension": 1, "dtype": dt.INT32}),
+                      lambda rng: []))
+    out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
+                      lambda rng: []))
+    return out
+
+
+def sampled_ops() -> set:
+    return {e.op for s in op_samples() for e in s.fn.eqns}
+
+
+
+# --- the per-example oracle ----------------------------------------------------------------------
+
+def _stack(xs, axis):
+    return np.stack(xs, axis=axis) if xs else None
+
+
+def in_dim_combos(n: int) -> list:
+    """All 0, then every tuple from {-1, None}^n except all None (design.md section 8)."""
+    combos = [(0,) * n]
+    for c in itertools.product((-1, None), repeat=n):
+        if any(d is not None for d in c) and c not in combos:
+            combos.append(c)
+    return combos
+
+
+def _loop(fn, examples, evaluate_fn=evaluate):
+    return [evaluate_fn(fn, *ex) for ex in examples]
+
+
+def _batch_args(examples, in_dims, types):
+    """Physical arguments: batched inputs stacked at their dim, unbatched from example 0."""
+    args = []
+    for k, d in enumerate(in_dims):
+        if d is None:
+            args.append(examples[0][k])
+        else:
+            rank = types[k].rank
+            args.append(np.stack([ex[k] for ex in examples], axis=d % (rank + 1)))
+    return args
+
+
+def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True) -> list:
+    """The design.md section 8 sweep for one sample program, as Cases."""
+    fn = sample.fn
+    n = len(fn.inputs)
+    cases = []
+    if n == 0:
+        for B in sizes:
+            bf = vmap(fn, in_dims=(), axis_size=B)
+            (exp,) = [_loop(fn, [[]])]
+            cases.append(Case(f"{sample.name}_nobdim_B{B}", bf, [],
+                              [np.stack([o] * B) for o in exp[0]]))
+        return cases
+    for B in sizes:
+        examples = [sample.gen(rng) for _ in range(B)]
+        for combo in in_dim_combos(n):
+            shared = [[ex[k] if combo[k] is not None else examples[0][k] for k in range(n)] for ex in examples]
+            per = _loop(fn, shared)
+            for od in out_dims:
+                bf = vmap(fn, in_dims=combo, out_dims=od, axis_size=B)
+                expected = [np.stack([p[j] for p in per], axis=od % (fn.outputs[j].rank + 1))
+                            for j in range(len(fn.outputs))]
+                cases.append(Case(f"{sample.name}_B{B}_in{combo}_out{od}", bf,
+                                  _batch_args(examples, combo, fn.in_types), expected))
+    if nested:
+        cases += nested_cases(sample, rng, sizes)
+    return cases
+
+
+def nested_cases(sample: Sample, rng, sizes=(2, 3)) -> list:
+    """Double nesting with different batch sizes, and the no-bdim check: an inner vmap
+    over nothing (every in_dim None) must equal the outer vmap with a broadcast axis."""
+    fn = sample.fn
+    n = len(fn.inputs)
+    B1, B2 = sizes[0], sizes[-1] + 2
+    cases = []
+    # double nesting: inner over all-0 at B1, outer over the (last) combo at B2
+    combo = in_dim_combos(n)[-1]
+    inner = vmap(fn, in_dims=(0,) * n, axis_size=B1)
+    outer_dims = tuple(None if d is None else -1 for d in combo)
+    outer = vmap(inner, in_dims=outer_dims, axis_size=B2)
+    grid = [[sample.gen(rng) for _ in range(B1)] for _ in range(B2)]
+    for j in range(B2):      # unbatched-in-outer inputs are shared across the outer axis
+        for i in range(B1):
+            grid[j][i] = [grid[j][i][k] if combo[k] is not None else grid[0][i][k] for k in range(n)]
+    per = [[evaluate(fn, *grid[j][i]) for i in range(B1)] for j in range(B2)]
+    args = []
+    for k in range(n):
+        rows = [np.stack([grid[j][i][k] for i in range(B1)], axis=0) for j in range(B2)]
+        args.append(rows[0] if outer_dims[k] is None else np.stack(rows, axis=-1))
+    expected = [np.stack([np.stack([per[j][i][o] for i in range(B1)], 0) for j in range(B2)], 0)
+                for o in range(len(fn.outputs))]
+    cases.append(Case(f"{sample.name}_nested_{B1}x{B2}", outer, args, expected))
+    # no-bdim: vmap(vmap(f, all None, axis_size=B1), in_dims=0) == broadcast of vmap(f)
+    inner = vmap(fn, in_dims=(None,) * n, axis_size=B1)
+    outer = vmap(inner, in_dims=(0,) * n, axis_size=B2)
+    exs = [sample.gen(rng) for _ in range(B2)]
+    per = [evaluate(fn, *ex) for ex in exs]
+    args = [np.stack([ex[k] for ex in exs]) for k in range(n)]
+    expected = [np.stack([np.stack([p[o]] * B1) for p in per]) for o in range(len(fn.outputs))]
+    cases.append(Case(f"{sample.name}_nobdim_{B1}x{B2}", outer, args, expected))
+    return cases
+
+
+def run_reference(case: Case) -> list:
+    return evaluate(case.fn, *case.args)
+
+
+def assert_outputs_match(case: Case, got: list, rtol=None, atol=None):
+    """Compare with the per-example loop: exact for ints and bools, close for floats
+    (NaN equals NaN)."""
+    assert len(got) == len(case.expected), f"{case.name}: {len(got)} outputs, expected {len(case.expected)}"
+    for j, (g, e) in enumerate(zip(got, case.expected)):
+        g = np.asarray(g)
+        assert g.shape == e.shape, f"{case.name}: output {j} has shape {g.shape}, expected {e.shape}"
+        assert g.dtype == e.dtype, f"{case.name}: output {j} has dtype {g.dtype}, expected {e.dtype}"
+        if dt.is_float(e.dtype):
+            tol = {dt.FLOAT16: 2e-2, dt.FLOAT32: 2e-5, dt.FLOAT64: 1e-12}[e.dtype]
+            np.testing.assert_allclose(g, e, rtol=rtol or tol, atol=atol or tol, equal_nan=True,
+                                       err_msg=f"{case.name}: output {j}")
+        else:
+            np.testing.assert_array_equal(g, e, err_msg=f"{case.name}: output {j}")

@@ -1,0 +1,307 @@
+"""vmap: batching as a rewrite of the IR.
+
+``batch_function(fn, in_bdims, axis_size)`` walks ``fn``'s equations in order and
+keeps, for every value, where its batch axis is (``bdim``, or None when the value
+is the same for every example). For each equation the pass ("plumbing") does one
+of two things:
+
+* if no input is batched, the equation is copied unchanged — everything that does
+  not depend on the batch (weights, constants, their transforms) stays unbatched
+  and is computed once;
+* otherwise it calls the op's batching rule from :mod:`vmapc.rules`,
+  ``rule(builder, args, bdims, **attrs) -> (outs, out_bdims)``, which emits
+  ordinary ops and says where the batch axis ended up. An op without a rule goes
+  through the loop-and-stack fallback.
+
+At the end, ``out_dims`` move each output's batch axis where the caller wants it
+(broadcasting outputs that do not depend on the batch). The result is an ordinary
+``Function`` whose values print their batch dim after ``@``.
+
+:class:`Vmapped` is the user-facing transform (``vmapc.vmap``). Called inside a
+trace (nested vmap, or under ``vmapc.compile``), it traces the function at one
+example's shapes, batches that IR and inlines it into the enclosing trace, so
+nesting composes to any depth. Called on arrays, it compiles itself for the CPU
+(cached by signature) and runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import pytree
+from .errors import BatchingError, VmapcError
+from .ir import Builder, Function, Var
+from .shapes import Sym
+
+
+def _physical(t, bdim, size):
+    return t.with_shape(t.shape[:bdim] + (size,) + t.shape[bdim:])
+
+
+def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | None = None) -> Function:
+    """The batched version of `fn`: input i gains a batch axis of `axis_size` at
+    position ``in_bdims[i]`` (None: unbatched); output j has it at ``out_bdims[j]``
+    (an int applies to every output). Sizes may be symbolic (``Sym("B")``)."""
+    from vmapc.rules import BATCH_RULES, fallback_rule
+    from vmapc.rules.helpers import materialize, move_bdim
+
+    in_bdims = list(in_bdims)
+    if len(in_bdims) != len(fn.inputs):
+        raise BatchingError(f"vmap: {len(in_bdims)} in_dims for a function of {len(fn.inputs)} inputs")
+    if isinstance(out_bdims, int) or out_bdims is None:
+        out_bdims = [out_bdims] * len(fn.outputs)
+    b = Builder()
+    env: dict = {}
+    bdims: dict = {}
+    inputs = []
+    for v, d in zip(fn.inputs, in_bdims):
+        nv = Var(v.type if d is None else _physical(v.type, d, axis_size), v.hint)
+        inputs.append(nv)
+        env[v] = (nv, d)
+        bdims[nv] = d
+    for e in fn.eqns:
+        args = [env[v][0] for v in e.inputs]
+        ds = [env[v][1] for v in e.inputs]
+        b.loc = e.loc
+        if all(d is None for d in ds):
+            outs, out_ds = b.emit_multi(e.op, args, e.attrs), [None] * len(e.outputs)
+        else:
+            rule = BATCH_RULES.get(e.op)
+            try:
+                if rule is None:
+                    outs, out_ds = fallback_rule(b, args, ds, e.op, e.attrs, e.loc)
+                else:
+                    outs, out_ds = rule(b, args, ds, **e.attrs)
+            except VmapcError as err:
+                raise err.with_loc(e.loc)
+            _check_rule(e, outs, out_ds, axis_size)
+        for v, nv, d in zip(e.outputs, outs, out_ds):
+            env[v] = (nv, d)
+            bdims[nv] = d
+    outputs = []
+    for j, (v, want) in enumerate(zip(fn.outputs, out_bdims)):
+        nv, d = env[v]
+        if want is None:
+            if d is not None:
+                raise BatchingError(f"vmap: out_dims for output {j} is None, but that output depends on "
+                                    "the batched inputs; give it an int out_dim")
+        elif d is None:
+            nv = materialize(b, nv, axis_size, want)
+        else:
+            nv = move_bdim(b, nv, d, want)
+        outputs.append(nv)
+        bdims[nv] = want
+    return Function(inputs, b.eqns, outputs, name=name or fn.name, arg_names=fn.arg_names, bdims=bdims)
+
+
+def _check_rule(e, outs, out_ds, size):
+    """A rule's results must be the equation's results with a batch axis added."""
+    for v, nv, d in zip(e.outputs, outs, out_ds):
+        want = v.type if d is None else _physical(v.type, d, size)
+        if nv.type != want:
+            raise AssertionError(f"batching rule for {e.op} produced {nv.type} with bdim {d}; "
+                                 f"expected {want} (a bug in the rule)")
+
+
+# --- in_dims / out_dims --------------------------------------------------------------------------
+
+def _is_array(x):
+    from .tracing import Tracer
+    return isinstance(x, (np.ndarray, np.generic, Tracer)) or (
+        hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (bool, int, float)))
+
+
+def _describe(x):
+    if isinstance(x, bool):
+        return "a Python bool"
+    if isinstance(x, (int, float)):
+        return f"a Python {type(x).__name__}"
+    return f"a {type(x).__name__}"
+
+
+def _check_dim(d, what):
+    if d is not None and (not isinstance(d, (int, np.integer)) or isinstance(d, bool)):
+        raise BatchingError(f"vmap: {what} must be an int or None, got {d!r}")
+
+
+def leaf_in_dims(fn, in_dims, args, kwargs):
+    """Per-leaf normalized batch dims for ``(args, kwargs)``, the batch size, and the
+    leaves. Raises BatchingError naming the argument path."""
+    from .tracing import _arg_names
+    names = _arg_names(fn, len(args))
+    if isinstance(in_dims, list):
+        in_dims = tuple(in_dims)
+    if isinstance(in_dims, tuple) and len(in_dims) != len(args):
+        raise BatchingError(f"vmap: in_dims has {len(in_dims)} entries but the function was called with "
+                            f"{len(args)} positional arguments")
+    per_arg = in_dims if isinstance(in_dims, tuple) else (in_dims,) * len(args)
+    leaves, dims, paths = [], [], []
+    for i, (a, d) in enumerate(zip(args, per_arg)):
+        ls, td = pytree.flatten(a)
+        where = f"in_dims[{i}]" if isinstance(in_dims, tuple) else "in_dims"
+        ds = pytree.broadcast_prefix(d, td, where, f"argument `{names[i]}`", BatchingError)
+        for p, leaf, dd in zip(pytree.leaf_paths(td, f"`{names[i]}`"), ls, ds):
+            leaves.append(leaf)
+            dims.append(dd)
+            paths.append((where if td.kind == "leaf" else f"{where} (for {p})", p))
+    for k, v in sorted(kwargs.items()):   # keyword arguments are batched along axis 0 (as in JAX)
+        ls, td = pytree.flatten(v)
+        for p, leaf in zip(pytree.leaf_paths(td, f"`{k}`"), ls):
+            leaves.append(leaf)
+            dims.append(0 if _is_array(leaf) else None)
+            paths.append((f"keyword argument {p} (batched along 0)", p))
+    out = []
+    for leaf, d, (where, p) in zip(leaves, dims, paths):
+        _check_dim(d, where)
+        if d is None:
+            out.append(None)
+            continue
+        if not _is_array(leaf):
+            raise BatchingError(f"vmap: {where} is {d} but argument {p} is {_describe(leaf)}, not an array; "
+                                "use None for it in in_dims")
+        rank = len(leaf.shape)
+        if not -rank <= d < rank:
+            raise BatchingError(f"vmap: {where} is {d} but argument {p} has rank {rank}"
+                                + (f" (valid: {-rank}..{rank - 1})" if rank else " (a 0-d array cannot be batched)"))
+        out.append(int(d) % rank)
+    return leaves, out, [p for _, p in paths]
+
+
+def batch_size(leaves, bdims, paths, axis_size):
+    sizes = [(p, leaf.shape[d], d) for leaf, d, p in zip(leaves, bdims, paths) if d is not None]
+    if axis_size is not None and (not isinstance(axis_size, (int, np.integer, Sym)) or isinstance(axis_size, bool)
+                                  or (isinstance(axis_size, (int, np.integer)) and axis_size < 0)):
+        raise BatchingError(f"vmap: axis_size must be a non-negative int, got {axis_size!r}")
+    if not sizes:
+        if axis_size is None:
+            raise BatchingError("vmap: no argument is batched (every in_dim is None) and axis_size is not "
+                                "given, so the batch size is unknown; pass axis_size=N")
+        return axis_size
+    distinct = {s for _, s, _ in sizes}
+    if len(distinct) > 1:
+        detail = ", ".join(f"argument {p} has size {s} at axis {d}" for p, s, d in sizes)
+        raise BatchingError(f"vmap: batch sizes disagree: {detail}")
+    (size,) = distinct
+    if axis_size is not None and axis_size != size:
+        raise BatchingError(f"vmap: axis_size is {axis_size} but the batched arguments have size {size} "
+                            f"({', '.join(f'{p} at axis {d}' for p, _, d in sizes)})")
+    return size
+
+
+def leaf_out_dims(out_dims, out_tree, out_types):
+    """Per-output normalized out_dims (checked against each output's rank + 1)."""
+    ds = pytree.broadcast_prefix(out_dims, out_tree, "out_dims", "the output", BatchingError)
+    res = []
+    for j, (d, t) in enumerate(zip(ds, out_types)):
+        _check_dim(d, f"out_dims for output {j}")
+        if d is None:
+            res.append(None)
+            continue
+        rank = t.rank + 1
+        if not -rank <= d < rank:
+            raise BatchingError(f"vmap: out_dims for output {j} is {d} but the batched output has rank "
+                                f"{rank} (valid: {-rank}..{rank - 1})")
+        res.append(int(d) % rank)
+    return res
+
+
+def example_spec(leaf, d):
+    """What one example of a leaf looks like (for tracing the unbatched function)."""
+    from .tracing import ShapeDtype, Tracer
+    if isinstance(leaf, Tracer):
+        t = leaf.ir_var.type
+        if d is None:
+            return leaf if leaf.weak else ShapeDtype(t.shape, t.dtype)
+        return ShapeDtype(t.shape[:d] + t.shape[d + 1:], t.dtype)
+    if not _is_array(leaf):
+        return leaf
+    shape = tuple(leaf.shape)
+    if d is not None:
+        shape = shape[:d] + shape[d + 1:]
+    return ShapeDtype(shape, leaf.dtype)
+
+
+class Vmapped:
+    """``vmapc.vmap(fn, in_dims=0, out_dims=0, axis_size=None)``.
+
+    ``in_dims`` and ``out_dims`` follow JAX and torch.func: an int (negative counts
+    from the end) or None, or a pytree prefix of the arguments / outputs (tuples,
+    lists, dicts). Keyword arguments are batched along axis 0. ``axis_size`` is
+    needed when no argument is batched, and checked otherwise."""
+
+    def __init__(self, fn, in_dims=0, out_dims=0, axis_size=None):
+        if not callable(fn):
+            raise BatchingError(f"vmap: expected a function, got {type(fn).__name__}")
+        self.fn = fn
+        self.in_dims = in_dims
+        self.out_dims = out_dims
+        self.axis_size = axis_size
+        self.__name__ = getattr(fn, "__name__", "vmapped")
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+        self._compiled = None
+
+    def __repr__(self):
+        return f"vmap({self.__name__}, in_dims={self.in_dims!r}, out_dims={self.out_dims!r})"
+
+    def trace_batched(self, args, kwargs, symbolic=None, with_example=False):
+        """Trace one example and batch it. Returns (batched Function, leaf bdims,
+        out_tree, leaves[, the traced example Function]); the batched function's
+        inputs are the leaves followed by any values captured from an enclosing trace
+        (unbatched). With `symbolic` (a Sym), the batch size in the IR is that symbol."""
+        from .tracing import trace_flat
+        leaves, bdims, paths = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
+        size = batch_size(leaves, bdims, paths, self.axis_size)
+        if symbolic is not None:
+            size = symbolic
+        specs = [example_spec(x, d) for x, d in zip(leaves, bdims)]
+        _, in_tree = pytree.flatten((tuple(args), kwargs))
+        ex_args, ex_kwargs = pytree.unflatten(in_tree, specs)
+        f, _, out_tree, _ = trace_flat(self.fn, ex_args, ex_kwargs, name=self.__name__)
+        captured = getattr(f, "captured", [])
+        out_ds = leaf_out_dims(self.out_dims, out_tree, f.out_types)
+        bf = batch_function(f, bdims + [None] * len(captured), size, out_ds)
+        if with_example:
+            return bf, bdims, out_tree, leaves + captured, f
+        return bf, bdims, out_tree, leaves + captured
+
+    def __call__(self, *args, **kwargs):
+        from .tracing import Tracer, current, to_var
+        leaves, _ = pytree.flatten((args, kwargs))
+        ctx = current()
+        if ctx is not None and any(isinstance(x, Tracer) for x in leaves):
+            bf, _, out_tree, all_leaves = self.trace_batched(args, kwargs)
+            ins = [to_var(ctx, x, f"argument {i}") if _is_array(x) or isinstance(x, Tracer)
+                   else ctx.builder.constant(np.asarray(x, dtype=bf.inputs[i].dtype))
+                   for i, x in enumerate(all_leaves)]
+            outs = ctx.builder.inline(bf, ins)
+            return pytree.unflatten(out_tree, [Tracer(v, ctx) for v in outs])
+        if self._compiled is None:
+            from .api import compile as _compile
+            self._compiled = _compile(self)
+        return self._compiled(*args, **kwargs)
+
+
+def vmap(fn, in_dims=0, out_dims=0, axis_size=None):
+    """Vectorize `fn` over a batch axis; see :class:`Vmapped`.
+
+    On an IR :class:`~vmapc.ir.Function`, returns the batched Function (``in_dims``
+    per flat input, ``axis_size`` required)."""
+    if isinstance(fn, Function):
+        if axis_size is None:
+            raise BatchingError("vmap of an IR Function needs axis_size (its inputs have no batch axis yet)")
+        n = len(fn.inputs)
+        ins = list(in_dims) if isinstance(in_dims, (tuple, list)) else [in_dims] * n
+        if len(ins) != n:
+            raise BatchingError(f"vmap: {len(ins)} in_dims for a function of {n} inputs")
+        norm = []
+        for i, (d, v) in enumerate(zip(ins, fn.inputs)):
+            _check_dim(d, f"in_dims[{i}]")
+            if d is not None and not -(v.rank + 1) <= d <= v.rank:
+                raise BatchingError(f"vmap: in_dims[{i}] is {d} but input {i} has rank {v.rank} "
+                                    f"(valid: {-(v.rank + 1)}..{v.rank})")
+            norm.append(None if d is None else int(d) % (v.rank + 1))
+        outs = list(out_dims) if isinstance(out_dims, (tuple, list)) else [out_dims] * len(fn.outputs)
+        outs = [None if d is None else int(d) % (v.rank + 1) for d, v in zip(outs, fn.outputs)]
+        return batch_function(fn, norm, axis_size, outs)
+    return Vmapped(fn, in_dims, out_dims, axis_size)
