@@ -1,0 +1,250 @@
+"""``vmapc.compile``: trace, batch, lower, compile and call, once per signature.
+
+``compile(fn, target="cpu", in_dims=None, ...)`` returns a :class:`Compiled`
+callable. Its first call with a given input signature (the shapes and dtypes of
+the array arguments, the pytree structure, and the kinds of any Python numbers)
+traces ``fn``, batches it when ``in_dims`` is given, lowers it to MLIR, compiles it
+with IREE (a disk cache makes this cheap across processes) and loads it; later
+calls with that signature only run it.
+
+``compiled.lower(*args)`` stops before IREE and returns a :class:`Lowered` whose
+``.ir``, ``.batched`` and ``.mlir`` show each stage; ``Lowered.compile()`` gives an
+:class:`Executable` bound to exactly that signature, which raises
+:class:`~vmapc.errors.CallError` for any other.
+
+Batch sizes: ``batch="static"`` (the default) compiles for the batch size seen;
+``batch="dynamic"`` compiles one module whose batch dim is symbolic, serving every
+batch size (CPU); ``chunk_size=N`` compiles for batches of N and runs any batch as
+a loop of chunks, padding the last one, which bounds memory and keeps shapes
+static for GPUs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes as dt
+from . import pytree
+from .errors import BatchingError, CallError
+from .shapes import Sym
+from .tracing import Tracer, trace_flat
+from .vmap import Vmapped, _is_array, leaf_in_dims
+
+BATCH_SYMBOL = "B"
+
+
+def _leaf_key(x, path):
+    if isinstance(x, bool):
+        return ("w", bool)
+    if isinstance(x, (int, float)) and not isinstance(x, np.generic):
+        return ("w", type(x))
+    if isinstance(x, Tracer):
+        raise CallError(f"argument {path} is a tracer: call the compiled function on arrays, or use "
+                        "vmapc.vmap inside traced code")
+    if isinstance(x, (np.ndarray, np.generic)) or _is_array(x):
+        d = np.dtype(x.dtype)
+        if d == object:
+            raise CallError(f"argument {path} is a NumPy array of dtype object; vmapc needs numeric arrays")
+        if d not in dt.SHORT_NAMES:
+            raise CallError(f"argument {path} has dtype {d}, which vmapc does not support "
+                            f"(supported: {', '.join(str(t) for t in dt.ALL)})")
+        return ("a", tuple(x.shape), d)
+    raise CallError(f"argument {path} has type {type(x).__name__}; pass NumPy arrays, Python numbers, "
+                    "or tuples, lists and dicts of them")
+
+
+class Lowered:
+    """A function traced (and batched) for one signature, lowered to MLIR.
+
+    ``ir``: the traced program (one example when ``in_dims`` is given);
+    ``batched``: the batched program (None without ``in_dims``);
+    ``mlir``: the MLIR text handed to IREE; ``compile()``: an :class:`Executable`."""
+
+    def __init__(self, ir, batched, out_tree, target, driver, batch, name):
+        self.ir = ir
+        self.batched = batched
+        self.program = batched if batched is not None else ir
+        self.out_tree = out_tree
+        self.target = target
+        self.driver = driver
+        self.batch = batch
+        self.name = name
+        self._lowered = None
+
+    @property
+    def lowered_module(self):
+        if self._lowered is None:
+            from .lowering import lower
+            self._lowered = lower([self.program])
+        return self._lowered
+
+    @property
+    def mlir(self) -> str:
+        return self.lowered_module.text
+
+    def compile(self) -> "Executable":
+        from .driver import compile_mlir
+        from .runtime import Module
+        vmfb = compile_mlir(self.lowered_module, self.target)
+        p = self.program
+        module = Module(vmfb, driver=self.driver or self.target.driver,
+                        signatures={p.name: (p.in_types, p.out_types)})
+        return Executable(module.function(p.name), self.out_tree, self)
+
+    def __repr__(self):
+        return f"<vmapc.Lowered {self.program!r} for {self.target.name}>"
+
+
+class Executable:
+    """A compiled program bound to one signature: call it with flat array leaves
+    in the traced order (``Compiled`` does that for you), or with the original
+    pytree arguments."""
+
+    def __init__(self, fn, out_tree, lowered):
+        self.fn = fn
+        self.out_tree = out_tree
+        self.lowered = lowered
+        self.in_types = lowered.program.in_types
+
+    def call_flat(self, leaves):
+        return self.fn(*leaves)
+
+    def __call__(self, *args, **kwargs):
+        leaves, _ = pytree.flatten((args, kwargs))
+        if len(leaves) != len(self.in_types):
+            raise CallError(f"{self.lowered.name}: expected {len(self.in_types)} array arguments, got {len(leaves)}")
+        leaves = [np.asarray(x, dtype=t.dtype) if not _is_array(x) else x for x, t in zip(leaves, self.in_types)]
+        return pytree.unflatten(self.out_tree, self.call_flat(leaves))
+
+
+class Compiled:
+    """The callable returned by :func:`compile`; see the module docstring."""
+
+    def __init__(self, fn, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
+                 chunk_size=None, driver=None):
+        from .driver import get_target
+        if isinstance(fn, Vmapped) and in_dims is None:
+            in_dims, out_dims, axis_size, fn = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn
+        if not callable(fn):
+            raise TypeError(f"vmapc.compile: expected a function, got {type(fn).__name__}")
+        if batch not in ("static", "dynamic"):
+            raise ValueError(f"vmapc.compile: batch must be 'static' or 'dynamic', got {batch!r}")
+        if (batch == "dynamic" or chunk_size is not None) and in_dims is None:
+            raise BatchingError("vmapc.compile: batch='dynamic' and chunk_size need in_dims (which "
+                                "arguments carry the batch)")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"vmapc.compile: chunk_size must be a positive int, got {chunk_size!r}")
+        self.target = get_target(target)
+        self.fn = fn
+        self.in_dims, self.out_dims, self.axis_size = in_dims, out_dims, axis_size
+        self.batch = batch
+        self.chunk_size = chunk_size
+        self.driver = driver
+        self.__name__ = getattr(fn, "__name__", "compiled")
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+        self._cache: dict = {}
+        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if in_dims is not None else None
+
+    def __repr__(self):
+        return f"<vmapc.compile({self.__name__}, target={self.target.name!r}, in_dims={self.in_dims!r})>"
+
+    # -- the signature of a call ------------------------------------------------------------------
+    def _signature(self, leaves, bdims):
+        """The cache key: each leaf's shape and dtype (its batch axis left out when one
+        module serves every batch size)."""
+        key = []
+        for i, x in enumerate(leaves):
+            k = _leaf_key(x, f"{i}")
+            if k[0] == "a" and bdims is not None and bdims[i] is not None and (
+                    self.batch == "dynamic" or self.chunk_size is not None):
+                shape = list(k[1])
+                shape[bdims[i]] = None
+                k = ("a", tuple(shape), k[2])
+            key.append(k)
+        return tuple(key)
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        """Trace (and batch) for these arguments and lower to MLIR, without compiling."""
+        name = self.__name__ if self.__name__.isidentifier() and self.__name__ != "<lambda>" else "main"
+        if self._vmapped is None:
+            f, _, out_tree, _ = trace_flat(self.fn, args, kwargs, name=name)
+            return Lowered(f, None, out_tree, self.target, self.driver, self.batch, name)
+        if self.chunk_size is not None:
+            args, kwargs = self._chunk_args(args, kwargs, 0, self.chunk_size)
+        symbolic = Sym(BATCH_SYMBOL) if self.batch == "dynamic" else None
+        bf, _, out_tree, _, f = self._vmapped.trace_batched(args, kwargs, symbolic=symbolic, with_example=True)
+        bf.name = name
+        return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name)
+
+    def __call__(self, *args, **kwargs):
+        leaves, tree = pytree.flatten((args, kwargs))
+        bdims = None
+        if self._vmapped is not None:
+            _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
+        key = (tree, self._signature(leaves, bdims))
+        exe = self._cache.get(key)
+        if exe is None:
+            exe = self.lower(*args, **kwargs).compile()
+            self._cache[key] = exe
+        if self.chunk_size is not None:
+            return self._run_chunked(exe, args, kwargs, leaves, bdims)
+        flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
+        return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
+
+    # -- chunk_size -------------------------------------------------------------------------------
+    def _chunk_args(self, args, kwargs, start, n):
+        """The arguments for examples [start, start + n), padding past the end by
+        repeating the last example."""
+        leaves, tree = pytree.flatten((args, kwargs))
+        _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
+        out = []
+        for x, d in zip(leaves, bdims):
+            if d is None:
+                out.append(x)
+                continue
+            size = x.shape[d]
+            idx = np.minimum(np.arange(start, start + n), max(size - 1, 0))
+            out.append(np.take(np.asarray(x), idx, axis=d))
+        return pytree.unflatten(tree, out)
+
+    def _run_chunked(self, exe, args, kwargs, leaves, bdims):
+        sizes = {x.shape[d] for x, d in zip(leaves, bdims) if d is not None}
+        size = sizes.pop() if sizes else self.axis_size
+        n = self.chunk_size
+        if size == 0:
+            raise BatchingError("vmapc.compile: chunk_size needs a batch of at least one example")
+        out_ds = None
+        pieces = []
+        for start in range(0, size, n):
+            a, k = self._chunk_args(args, kwargs, start, n)
+            cl, _ = pytree.flatten((a, k))
+            flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(cl, exe.in_types)]
+            pieces.append(exe.call_flat(flat))
+        if out_ds is None:
+            out_ds = exe.lowered.batched.bdims
+        outs = []
+        for j, v in enumerate(exe.lowered.batched.outputs):
+            d = out_ds.get(v)
+            if d is None:
+                outs.append(pieces[0][j])
+            else:
+                whole = np.concatenate([p[j] for p in pieces], axis=d)
+                outs.append(np.take(whole, np.arange(size), axis=d))
+        return pytree.unflatten(exe.out_tree, outs)
+
+
+def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
+            chunk_size=None, driver=None):
+    """Compile `fn` ahead of time with IREE; see the module docstring.
+
+    ``target``: "cpu", "vulkan" or "cuda" (see ``vmapc.targets()``).
+    ``in_dims``/``out_dims``/``axis_size``: as for :func:`vmapc.vmap`; with
+    ``in_dims`` the compiled function runs over a batch.
+    ``batch``: "static" or "dynamic"; ``chunk_size``: run batches in chunks of N.
+    ``driver``: the IREE runtime driver (default: the target's choice).
+
+    Usable as a decorator: ``@vmapc.compile(in_dims=0)``."""
+    if fn is None:
+        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver)
+    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver)
