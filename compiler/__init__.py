@@ -1,8 +1,61 @@
-"""vmapc: a batching compiler for Python (bootstrap init, replaced below)."""
-from . import dtypes, errors
-from .tracing import trace, ShapeDtype, DTypeSpecMaker, _install_operators
-from . import numpy
+"""vmapc: a batching compiler for Python.
+
+Write NumPy code for one example; run it over a batch, compiled ahead of time by
+IREE for the CPU, Vulkan or CUDA::
+
+    import numpy as np, vmapc
+
+    def predict(x, w1, w2):              # one example: x is a vector
+        return np.tanh(x @ w1) @ w2
+
+    batched = vmapc.compile(predict, in_dims=(0, None, None))
+    y = batched(xs, w1, w2)              # xs: a batch of vectors
+
+The pipeline, each stage inspectable:
+
+* :func:`trace` turns a Python function into IR (:mod:`vmapc.ir`, printed by
+  :mod:`vmapc.text`, parsed back by :func:`parse`);
+* :func:`vmap` batches it by rewriting the IR with per-op rules (:mod:`vmapc.rules`);
+* :func:`compile` lowers it to MLIR (:mod:`vmapc.lowering`), compiles it with IREE
+  (:mod:`vmapc.driver`) and runs it (:mod:`vmapc.runtime`);
+* :func:`eval` runs any IR on the NumPy reference evaluator.
+"""
+
+from . import dtypes, errors, pytree, shapes
+from .errors import (ArtifactError, BatchingError, CallError, CompileError, LoweringError, PerformanceWarning,
+                     TargetError, TracingError, UnsupportedError, VmapcError)
+from .ir import Function, TensorType
+from .reference import evaluate as eval  # noqa: A001
+from .shapes import Sym
 from .text import parse
-from .reference import evaluate as eval
+from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
+from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
+from .vmap import vmap, Vmapped
+
 _install_operators()
-f32 = DTypeSpecMaker("float32")
+
+__version__ = "0.1.0"
+
+# Shape specs: vmapc.f32[8, 4] is a float32 array of shape (8, 4).
+bool_ = DTypeSpecMaker("bool")
+i8, i16, i32, i64 = (DTypeSpecMaker(t) for t in ("int8", "int16", "int32", "int64"))
+u8, u16, u32, u64 = (DTypeSpecMaker(t) for t in ("uint8", "uint16", "uint32", "uint64"))
+f16, f32, f64 = (DTypeSpecMaker(t) for t in ("float16", "float32", "float64"))
+
+
+def __getattr__(name):
+    # The compiler-facing API imports IREE's compiler lazily, so that `import vmapc`
+    # stays cheap and `vmapc.runtime` works where only iree-base-runtime is installed.
+    if name in ("compile", "Compiled", "Lowered"):
+        from . import api
+        return getattr(api, name)
+    if name in ("load",):
+        from .runtime.artifact import load
+        return load
+    if name in ("export",):
+        from .export import export
+        return export
+    if name in ("targets",):
+        from .targets import targets
+        return targets
+    raise AttributeError(f"module 'vmapc' has no attribute {name!r}")
