@@ -1,0 +1,18 @@
+"""Shared fixtures."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def vmapc_shared_cache(tmp_path_factory):
+    """A compile cache shared by the xdist workers of this test session (and only this
+    session), so a module compiled by one worker is reused by the others."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / "vmapc-cache"
+    path.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VMAPC_CACHE_DIR", str(path))
+        yield path
