@@ -72,7 +72,7 @@ from .ir import Eqn, Function, TensorType
 from .shapes import Sym, prod
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, func, linalg, tensor
+from iree.compiler.dialects import arith, func, linalg, tensor, util
 from iree.compiler.dialects import math as mathd
 
 # --- types ---------------------------------------------------------------------------------------
@@ -755,7 +755,10 @@ def _argreduce_rule(name):
             return [select(take, v, best), select(take, i, best_i)]
         res = lctx.generic([x], [list(range(t.rank))], inits, [kept, kept], t.rank, body,
                            reduction_dims=(axis,))
-        return [res[1]]
+        # IREE 3.13 miscompiles ("expected number of yield values (2)") when it fuses a
+        # consumer such as a transpose into this two-result reduction and drops the
+        # unused value result; the barrier keeps the index result a dispatch of its own.
+        return [util.OptimizationBarrierOp([res[1].type], [res[1]]).results[0]]
     return rule
 
 
@@ -883,7 +886,7 @@ def _transpose_rule(lctx, eqn, xs):
     if tuple(perm) == tuple(range(len(perm))):
         return [xs[0]]
     init = lctx.empty(out.shape, out.dtype)
-    return [linalg.transpose(xs[0], outs=[init], permutation=list(perm)).result]
+    return [linalg.transpose(xs[0], outs=[init], permutation=list(perm)).results[0]]
 
 
 def _broadcast_in_dim_rule(lctx, eqn, xs):
