@@ -122,8 +122,8 @@ def broadcast_prefix(prefix, td: TreeDef, what: str, path: str, error):
         if t.kind == "leaf" or not isinstance(p, (tuple, list, dict)) or (
                 isinstance(p, tuple) and hasattr(p, "_fields")):
             if isinstance(p, (tuple, list, dict)) and t.kind == "leaf":
-                raise error(f"{what} at {here} is a {type(p).__name__} but the argument there is an "
-                            "array, not a container")
+                raise error(f"{what} at {here} is a {type(p).__name__}, but {here} is an array, "
+                            "not a container")
             out.extend([p] * t.num_leaves)
             return
         if t.kind == "none":

@@ -237,6 +237,11 @@ def op_samples(dtypes: str = "all") -> list:
                       lambda rng: []))
     out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
                       lambda rng: []))
+    seen: dict = {}
+    for s in out:            # case names must be unique: they key compiled results
+        k = seen[s.name] = seen.get(s.name, -1) + 1
+        if k:
+            s.name = f"{s.name}_{k}"
     return out
 
 
@@ -276,8 +281,9 @@ def _batch_args(examples, in_dims, types):
     return args
 
 
-def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True) -> list:
-    """The design.md section 8 sweep for one sample program, as Cases."""
+def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True, all_in_dims=True) -> list:
+    """The design.md section 8 sweep for one sample program, as Cases
+    (``all_in_dims=False``: only in_dims all 0)."""
     fn = sample.fn
     n = len(fn.inputs)
     cases = []
@@ -290,7 +296,7 @@ def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True)
         return cases
     for B in sizes:
         examples = [sample.gen(rng) for _ in range(B)]
-        for combo in in_dim_combos(n):
+        for combo in in_dim_combos(n) if all_in_dims else [(0,) * n]:
             shared = [[ex[k] if combo[k] is not None else examples[0][k] for k in range(n)] for ex in examples]
             per = _loop(fn, shared)
             for od in out_dims:
@@ -357,3 +363,39 @@ def assert_outputs_match(case: Case, got: list, rtol=None, atol=None):
                                        err_msg=f"{case.name}: output {j}")
         else:
             np.testing.assert_array_equal(g, e, err_msg=f"{case.name}: output {j}")
+
+
+# --- running many cases through a compiler at once -----------------------------------------------
+
+def merge_cases(name: str, cases) -> tuple:
+    """One Function computing every case side by side (their inputs, then their
+    outputs), so a compiled sweep pays IREE's per-function cost once per group."""
+    from .ir import Builder, Var
+    b = Builder()
+    ins, outs, spans = [], [], []
+    for c in cases:
+        args = [Var(v.type) for v in c.fn.inputs]
+        res = b.inline(c.fn, args)
+        spans.append((c, len(outs), len(res)))
+        ins += args
+        outs += res
+    return b.build(ins, outs, name=name), spans
+
+
+def run_compiled(cases, target="cpu", driver=None, group: int = 32, modules: int = 2) -> dict:
+    """Run `cases` through IREE: merged `group` at a time into Functions, compiled
+    as `modules` modules. Returns {case name: outputs}."""
+    from .driver import compile_functions
+    cases = list(cases)
+    merged = [merge_cases(f"g{k}", cases[i:i + group]) for k, i in enumerate(range(0, len(cases), group))]
+    out = {}
+    for m in range(modules):
+        part = merged[m::modules]
+        if not part:
+            continue
+        fns = compile_functions([f for f, _ in part], target=target, driver=driver)
+        for f, spans in part:
+            res = fns[f.name](*[a for c, _, _ in spans for a in c.args])
+            for c, start, n in spans:
+                out[c.name] = res[start:start + n]
+    return out

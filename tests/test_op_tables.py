@@ -1,0 +1,22 @@
+"""Every op has an entry in every interpretation's table (design.md section 3)."""
+
+from vmapc import lowering, reference, rules
+from vmapc.ops import OPS
+
+
+def test_every_op_has_a_reference_rule():
+    assert sorted(set(OPS) - set(reference.RULES)) == []
+
+
+def test_every_op_has_a_lowering():
+    assert sorted(set(OPS) - set(lowering.LOWERINGS)) == []
+
+
+def test_every_op_has_a_batching_rule():
+    assert sorted(op for op in OPS if rules.rule_kind(op) == "fallback") == []
+    assert sorted(set(OPS) - set(rules.BATCH_RULES)) == []
+
+
+def test_tables_have_no_strays():
+    for table in (reference.RULES, lowering.LOWERINGS, rules.BATCH_RULES):
+        assert sorted(set(table) - set(OPS)) == []
