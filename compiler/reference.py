@@ -184,7 +184,7 @@ RULES.update({
     "concatenate": lambda *xs, axis: np.concatenate(xs, axis=axis),
     "slice": lambda x, start, limit, step: x[tuple(slice(a, b, c) for a, b, c in zip(start, limit, step))],
     "rev": lambda x, axes: np.flip(x, axes) if axes else x,
-    "pad": lambda x, v, lo, hi: np.pad(x, list(zip(lo, hi)), constant_values=v),
+    "pad": lambda x, v, lo, hi: np.pad(x, list(zip(lo, hi)), constant_values=v) if x.ndim else x.copy(),
     "take": _take,
     "take_along_axis": _take_along_axis,
     "dynamic_slice": _dynamic_slice,

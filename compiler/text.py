@@ -19,6 +19,10 @@ The form follows JAX's jaxpr::
 * With ``locations=True`` each equation ends with ``loc("file":line)``, the user's
   line that created it; ``.vir`` files are written this way.
 * ``in (...)`` lists the outputs.
+* ``#`` starts a comment that runs to the end of the line.
+
+``parse`` checks each equation as it reads it (known op, its attributes, operand and
+result types), so every error names the line and column of the problem.
 
 ``parse(print_function(f)) == f`` for every program (equality ignores names and
 locations, see :meth:`vmapc.ir.Function.__eq__`).
@@ -34,9 +38,9 @@ import re
 import numpy as np
 
 from . import dtypes as dt
-from .errors import IRParseError, Loc
+from .errors import IRParseError, Loc, VmapcError
 from .ir import Eqn, Function, TensorType, Var
-from .ops import OPS
+from .ops import OPS, infer_types
 from .shapes import Sym, parse_dim
 
 INLINE_CONSTANT_LIMIT = 32
@@ -167,6 +171,7 @@ _TOKEN = re.compile(r"""
   | (?P<neginf>-inf\b)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>[{}()\[\],=:.@*])
+  | (?P<comment>\#.*$)
 """, re.VERBOSE)
 
 
@@ -179,7 +184,7 @@ class _Line:
             m = _TOKEN.match(text, pos)
             if not m:
                 self.fail(f"unexpected character {text[pos]!r}", pos)
-            if m.lastgroup != "ws":
+            if m.lastgroup not in ("ws", "comment"):
                 self.toks.append((m.lastgroup, m.group(), pos))
             pos = m.end()
         self.i = 0
@@ -188,6 +193,10 @@ class _Line:
         if col is None:
             col = self.toks[self.i][2] if self.i < len(self.toks) else len(self.text)
         raise IRParseError(f"line {self.lineno}, column {col + 1}: {msg}\n    {self.text.strip()}")
+
+    def prev(self):
+        """The column of the token just consumed (for errors found after reading it)."""
+        return self.toks[self.i - 1][2]
 
     def peek(self, k=0):
         j = self.i + k
@@ -280,11 +289,11 @@ class _Line:
     def type_(self):
         dtname = self.name()
         if dtname not in dt.BY_SHORT_NAME:
-            self.fail(f"unknown dtype {dtname!r}")
+            self.fail(f"unknown dtype {dtname!r}", self.prev())
         self.expect("[")
         dims = []
         while not self.at("]"):
-            kind, text, _ = self.next()
+            kind, text, dim_col = self.next()
             parts = [text]
             while self.at("*"):
                 self.i += 1
@@ -292,7 +301,7 @@ class _Line:
             try:
                 dims.append(parse_dim("*".join(parts)))
             except ValueError:
-                self.fail(f"bad dim {'*'.join(parts)!r}")
+                self.fail(f"bad dim {'*'.join(parts)!r}", dim_col)
             if not self.at("]"):
                 self.expect(",")
         self.expect("]")
@@ -303,32 +312,36 @@ class _B64(bytes):
     pass
 
 
-def _to_array(value, t: TensorType, line: _Line) -> np.ndarray:
+def _to_array(value, t: TensorType, line: _Line, col: int) -> np.ndarray:
     if isinstance(value, _B64):
         arr = np.frombuffer(value, dtype=t.dtype.newbyteorder("<"))
         if arr.size != int(np.prod(t.shape)):
-            line.fail(f"constant has {arr.size} elements, its type {t} needs {int(np.prod(t.shape))}")
+            line.fail(f"constant has {arr.size} elements, its type {t} needs {int(np.prod(t.shape))}", col)
         return arr.astype(t.dtype).reshape(t.shape)
     try:
         arr = np.array(value, dtype=t.dtype)
     except (ValueError, TypeError, OverflowError) as e:
-        line.fail(f"bad constant: {e}")
+        line.fail(f"bad constant: {e}", col)
+    if arr.size == 0 and 0 in t.shape:  # "[]" stands for any empty shape
+        arr = arr.reshape(t.shape)
     if arr.shape != t.shape:
-        line.fail(f"constant has shape {arr.shape}, its type is {t}")
+        line.fail(f"constant has shape {arr.shape}, its type is {t}", col)
     return arr
 
 
 def _decl(line: _Line, env: dict, bdims: dict):
     n = line.name()
     if n in env:
-        line.fail(f"{n!r} is defined twice")
+        line.fail(f"{n!r} is defined twice", line.prev())
     line.expect(":")
     v = Var(line.type_())
     if line.at("@"):
         line.i += 1
-        kind, text, _ = line.next()
-        if kind != "num":
-            line.fail("expected a batch dim after '@'")
+        kind, text, col = line.next()
+        if kind != "num" or not text.isdigit():
+            line.fail("expected a batch dim after '@'", col)
+        if int(text) >= v.rank:
+            line.fail(f"batch dim {text} is out of range for {v.type}", col)
         bdims[v] = int(text)
     env[n] = v
     return n, v
@@ -337,10 +350,12 @@ def _decl(line: _Line, env: dict, bdims: dict):
 def parse(text: str) -> Function:
     """Parse the text form back into a :class:`Function`. Raises IRParseError with the
     line and column of the first problem. The result is verified."""
-    raw = [(i + 1, ln) for i, ln in enumerate(text.splitlines())
-           if ln.strip() and not ln.strip().startswith("#")]
+    lines = text.splitlines()
+    raw = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.strip().startswith("#")]
     if len(raw) < 2:
-        raise IRParseError("IR text is empty or truncated: expected '{ lambda ...' and 'in (...) }'")
+        end = raw[-1] if raw else (max(len(lines), 1), lines[-1] if lines else "")
+        raise IRParseError(f"line {end[0]}, column {len(end[1]) + 1}: IR text is empty or truncated: "
+                           "expected '{ lambda ...' and 'in (...) }'")
     env: dict = {}
     bdims: dict = {}
 
@@ -351,7 +366,7 @@ def parse(text: str) -> Function:
         head.expect("=")
     head.expect("{")
     if head.name() != "lambda":
-        head.fail("expected 'lambda'")
+        head.fail("expected 'lambda'", head.prev())
     inputs, arg_names = [], []
     while not head.at("."):
         if head.done():
@@ -366,25 +381,38 @@ def parse(text: str) -> Function:
     eqns = []
     for lineno, text_line in raw[1:-1]:
         ln = _Line(text_line, lineno)
+        first_col = ln.peek()[2]
         outs = []
         while not ln.at("="):
             if ln.done():
                 ln.fail("expected '=' in an equation")
             outs.append(_decl(ln, env, bdims)[1])
         ln.expect("=")
+        op_col = ln.peek()[2]
         op = ln.name()
         if op not in OPS:
-            ln.fail(f"unknown op {op!r}")
-        attrs = {}
+            ln.fail(f"unknown op {op!r}", op_col)
+        attrs, value_cols = {}, {}
         if ln.at("["):
             ln.i += 1
             while not ln.at("]"):
+                k_col = ln.peek()[2]
                 k = ln.name()
+                if k not in OPS[op].attrs or k in attrs:
+                    ln.fail(f"{op} has no attribute {k!r}" if k not in OPS[op].attrs else f"{k!r} given twice",
+                            k_col)
                 ln.expect("=")
+                v_col = ln.peek()[2]
                 attrs[k] = ln.value()
+                value_cols[k] = v_col
+                if isinstance(attrs[k], list) and not (op == "constant" and k == "value"):
+                    ln.fail("a list is only allowed as a constant's value (use a tuple)", v_col)
                 if not ln.at("]"):
                     ln.expect(",")
             ln.expect("]")
+        missing = [k for k in OPS[op].attrs if k not in attrs]
+        if missing:
+            ln.fail(f"{op} needs attribute(s) {', '.join(missing)}", op_col)
         ins = []
         loc = None
         while not ln.done():
@@ -393,11 +421,11 @@ def parse(text: str) -> Function:
                 ln.expect("(")
                 kind, f, _ = ln.next()
                 if kind != "str":
-                    ln.fail("expected a quoted file name in loc(...)")
+                    ln.fail("expected a quoted file name in loc(...)", ln.prev())
                 ln.expect(":")
                 kind, lno, _ = ln.next()
                 if kind != "num":
-                    ln.fail("expected a line number in loc(...)")
+                    ln.fail("expected a line number in loc(...)", ln.prev())
                 ln.expect(")")
                 loc = Loc(json.loads(f), int(lno))
                 if not ln.done():
@@ -405,23 +433,30 @@ def parse(text: str) -> Function:
                 break
             n = ln.name()
             if n not in env:
-                ln.fail(f"{n!r} is used before it is defined")
+                ln.fail(f"{n!r} is used before it is defined", ln.prev())
             ins.append(env[n])
         if op == "constant":
-            if len(outs) != 1 or "value" not in attrs:
-                ln.fail("a constant needs one result and a value")
-            attrs["value"] = _to_array(attrs["value"], outs[0].type, ln)
+            if len(outs) != 1:
+                ln.fail("a constant needs one result", op_col)
+            attrs["value"] = _to_array(attrs["value"], outs[0].type, ln, value_cols["value"])
+        try:
+            types = infer_types(op, [v.type for v in ins], attrs)
+        except VmapcError as err:
+            ln.fail(f"{op} does not type-check: {err.message}", op_col)
+        if [v.type for v in outs] != types:
+            ln.fail(f"{op} produces {', '.join(map(str, types))}, but the results are declared "
+                    f"{', '.join(str(v.type) for v in outs)}", first_col)
         eqns.append(Eqn(op, ins, outs, attrs, loc))
 
     tail = _Line(raw[-1][1], raw[-1][0])
     if tail.name() != "in":
-        tail.fail("expected 'in (...) }'")
+        tail.fail("expected 'in (...) }'", tail.prev())
     tail.expect("(")
     outputs = []
     while not tail.at(")"):
         n = tail.name()
         if n not in env:
-            tail.fail(f"output {n!r} is not defined")
+            tail.fail(f"output {n!r} is not defined", tail.prev())
         outputs.append(env[n])
         if not tail.at(")"):
             tail.expect(",")

@@ -115,9 +115,28 @@ class TraceContext:
     twice becomes one constant."""
 
     def __init__(self):
-        self.builder = Builder(loc_fn=lambda: user_loc(2))
+        self.builder = Builder(loc_fn=lambda: user_loc())
         self.constants: dict = {}
         self.alive = True
+        # A trace started while another runs (vmap inside a traced function) may meet
+        # the enclosing trace's tracers through closures: each becomes an extra input
+        # of the inner function ("captured"), which the caller binds to the outer value.
+        self.parent = current()
+        self.captured: dict = {}   # id(outer tracer) -> (outer tracer, inner input var)
+
+    def capture(self, t: "Tracer") -> Var:
+        hit = self.captured.get(id(t))
+        if hit is None:
+            hit = self.captured[id(t)] = (t, Var(t.ir_var.type, "captured"))
+        return hit[1]
+
+    def encloses(self, other: "TraceContext") -> bool:
+        c = self.parent
+        while c is not None:
+            if c is other:
+                return True
+            c = c.parent
+        return False
 
     def __enter__(self):
         _stack().append(self)
@@ -135,9 +154,10 @@ class TraceContext:
             return hit[1]
         a = np.asarray(arr)
         d = dt.canonical(a.dtype, "captured array")
-        flat = a.reshape(-1)
-        if a.size > 1 and (flat == flat[0]).all():
-            v = self.builder.full(a.shape, flat[0], d)
+        # equal bytes, not equal values: 0.0 and -0.0 differ, NaNs with the same bits agree
+        rows = np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(a.size, -1) if a.size else a
+        if a.size > 1 and (rows == rows[0]).all():
+            v = self.builder.full(a.shape, a.reshape(-1)[0], d)
         else:
             v = self.builder.constant(a.astype(d, copy=False))
         if isinstance(arr, np.ndarray):
@@ -201,14 +221,15 @@ class Tracer:
         raise TracerBoolConversionError(
             "the truth value of a traced array is not known while tracing, so Python control flow "
             "(if/while/and/or/not) cannot depend on it. Compute both sides and choose with "
-            "vmapc.numpy.where(cond, x, y) (np.where traces too).", user_loc(2))
+            "vmapc.numpy.where(cond, x, y) (np.where traces too).", user_loc())
 
     def _concrete(self, what):
         raise TracerConversionError(
             f"{what} needs a concrete value, but this is a traced array {self.ir_var.type}: its values "
             "exist only when the compiled function runs. Keep it an array (use vmapc.numpy "
-            "operations), or pass the value as a Python constant instead of an argument.",
-            user_loc(3))
+            "operations), or pass the value as a Python constant instead of an argument. To index a "
+            "NumPy array with a traced index (table[i], np.take(table, i)), which NumPy itself "
+            "cannot do, use vmapc.numpy.take(table, i, axis=0).", user_loc())
 
     def __float__(self):
         self._concrete("float()")
@@ -235,10 +256,7 @@ class Tracer:
         raise UnsupportedError(
             "in-place assignment to a traced array (x[...] = v) is not supported: traced arrays "
             "are immutable. Build the result instead, e.g. with vmapc.numpy.where(mask, v, x) "
-            "or vmapc.numpy.concatenate.", user_loc(2))
-
-    def __iadd__(self, other):
-        return self + other  # rebinding, as for immutable NumPy scalars
+            "or vmapc.numpy.concatenate.", user_loc())
 
     # -- NumPy protocols -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -248,6 +266,32 @@ class Tracer:
     def __array_function__(self, func, types, args, kwargs):
         from . import numpy as vnp
         return vnp._dispatch_function(func, args, kwargs)
+
+    def __getattr__(self, name):
+        # only called for attributes a tracer lacks: name the ndarray method we do not support
+        # (attributes that are not methods, such as .strides, stay AttributeErrors for hasattr)
+        if not name.startswith("_") and callable(getattr(np.ndarray, name, None)):
+            raise UnsupportedError(f"numpy.ndarray.{name} is not supported by vmapc on traced arrays; "
+                                   "see docs/numpy.md for the supported methods", user_loc())
+        raise AttributeError(f"'Tracer' object has no attribute {name!r}")
+
+
+def _is_python_number(x) -> bool:
+    """A Python bool/int/float, or a traced one (a weakly typed tracer)."""
+    if isinstance(x, Tracer):
+        return x.weak is not None
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def _python_arithmetic(f, *operands):
+    """f(*operands) for a Python operator. Arithmetic on Python numbers gives a Python
+    number, so when every operand is one (or a traced one) the result stays weakly typed
+    (NEP 50); NumPy functions themselves always return (strongly typed) arrays."""
+    r = f(*operands)
+    if isinstance(r, Tracer) and all(_is_python_number(o) for o in operands):
+        d = r.dtype
+        r = Tracer(r.ir_var, r.ctx, weak=bool if d == dt.BOOL else float if dt.is_float(d) else int)
+    return r
 
 
 def _install_operators():
@@ -260,16 +304,23 @@ def _install_operators():
         "matmul": vnp.matmul, "and": vnp.bitwise_and, "or": vnp.bitwise_or, "xor": vnp.bitwise_xor,
     }
     for name, f in binops.items():
-        setattr(Tracer, f"__{name}__", (lambda f: lambda self, other: f(self, other))(f))
-        setattr(Tracer, f"__r{name}__", (lambda f: lambda self, other: f(other, self))(f))
+        setattr(Tracer, f"__{name}__", (lambda f: lambda self, other: _python_arithmetic(f, self, other))(f))
+        setattr(Tracer, f"__r{name}__", (lambda f: lambda self, other: _python_arithmetic(f, other, self))(f))
+        setattr(Tracer, f"__i{name}__", (lambda f: lambda self, other: vnp._inplace(f, self, other))(f))
+    for name, u in {"lshift": np.left_shift, "rshift": np.right_shift}.items():
+        # not supported: raises UnsupportedError naming the NumPy function
+        setattr(Tracer, f"__{name}__", (lambda u: lambda self, other: vnp._dispatch_ufunc(u, "__call__", (self, other), {}))(u))
+        setattr(Tracer, f"__r{name}__", (lambda u: lambda self, other: vnp._dispatch_ufunc(u, "__call__", (other, self), {}))(u))
+    Tracer.__divmod__ = lambda self, other: (self // other, self % other)
+    Tracer.__rdivmod__ = lambda self, other: (other // self, other % self)
     cmps = {"lt": vnp.less, "le": vnp.less_equal, "gt": vnp.greater, "ge": vnp.greater_equal,
             "eq": vnp.equal, "ne": vnp.not_equal}
     for name, f in cmps.items():
-        setattr(Tracer, f"__{name}__", (lambda f: lambda self, other: f(self, other))(f))
+        setattr(Tracer, f"__{name}__", (lambda f: lambda self, other: _python_arithmetic(f, self, other))(f))
     Tracer.__hash__ = object.__hash__
-    Tracer.__neg__ = lambda self: vnp.negative(self)
-    Tracer.__pos__ = lambda self: self
-    Tracer.__abs__ = lambda self: vnp.abs(self)
+    Tracer.__neg__ = lambda self: _python_arithmetic(vnp.negative, self)
+    Tracer.__pos__ = lambda self: _python_arithmetic(vnp.positive, self)
+    Tracer.__abs__ = lambda self: _python_arithmetic(vnp.absolute, self)
     Tracer.__invert__ = lambda self: vnp.invert(self)
     Tracer.__getitem__ = lambda self, key: vnp._getitem(self, key)
     Tracer.T = property(lambda self: vnp.transpose(self))
@@ -297,9 +348,11 @@ def _install_operators():
         return vnp.transpose(self, axes or None)
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
-        if order not in ("K", "A", "C") or casting != "unsafe":
-            raise UnsupportedError("astype: only the default order and casting are supported",
-                                   user_loc(2))
+        if order not in ("K", "A", "C"):
+            raise UnsupportedError(f"astype: argument `order`={order!r} is not supported", user_loc())
+        if casting != "unsafe":
+            raise UnsupportedError(f"astype: argument `casting`={casting!r} is not supported (only "
+                                   "the default 'unsafe')", user_loc())
         return vnp.astype(self, dtype)
 
     Tracer.reshape = reshape
@@ -388,8 +441,12 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
         out_vars = []
         for j, o in enumerate(out_leaves):
             out_vars.append(to_var(ctx, o, f"output {j}"))
+    captured = [t for t, _ in ctx.captured.values()]
+    in_vars += [v for _, v in ctx.captured.values()]
+    leaf_names += [f"captured{i}" for i in range(len(captured))]
     f = ctx.builder.build(in_vars, out_vars, name=name or getattr(fn, "__name__", "main"),
                           arg_names=leaf_names)
+    f.captured = captured  # outer tracers bound to the trailing inputs (see TraceContext)
     if f.name == "<lambda>" or not f.name.isidentifier():
         f.name = "main"
     f.in_tree, f.out_tree = in_tree, out_tree
@@ -399,6 +456,8 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
 def to_var(ctx: TraceContext, x, what: str) -> Var:
     """The IR value for anything a traced function can return or combine."""
     if isinstance(x, Tracer):
+        if x.ctx is not ctx and x.ctx.alive and ctx.encloses(x.ctx):
+            return ctx.capture(x)
         if x.ctx is not ctx:
             raise TracingError(f"{what} is a tracer from another (finished or outer) trace: a traced "
                                "value escaped its function, for example through a global or a closure")
