@@ -172,7 +172,7 @@ def compile_mlir(mlir, target="cpu", *, flags=(), cache: bool = True, lowered=No
     map diagnostics back to equations when `mlir` is bytecode or text."""
     from .lowering import LoweredModule
     if isinstance(mlir, LoweredModule):
-        lowered, mlir = mlir, mlir.bytecode
+        lowered, mlir = mlir, mlir.compiler_input
     if isinstance(mlir, str):
         mlir = mlir.encode()
     t = get_target(target)
@@ -308,7 +308,7 @@ def compile_functions(functions, target="cpu", *, driver: str | None = None, fla
     functions = list(functions)
     t = get_target(target)
     lowered = lower(functions)
-    vmfb = compile_mlir(lowered.bytecode, t, flags=flags, cache=cache, lowered=lowered)
+    vmfb = compile_mlir(lowered, t, flags=flags, cache=cache)
     module = Module(vmfb, driver=driver or t.driver,
                     signatures={f.name: (f.in_types, f.out_types) for f in functions})
     return {f.name: module.function(f.name) for f in functions}

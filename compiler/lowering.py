@@ -1146,6 +1146,14 @@ class LoweredModule:
             self.module.operation.write_bytecode(buf)
         return buf.getvalue()
 
+    @property
+    def compiler_input(self) -> bytes:
+        """What the driver hands to ``iree-compile``: the text form with locations.
+        (IREE 3.13's ``iree-compile`` crashes in PropagateLinalgTranspose on some
+        modules read from bytecode, e.g. ``x @ x.T``, that it compiles from text.)"""
+        with self.context:
+            return self.module.operation.get_asm(enable_debug_info=True).encode()
+
     def find(self, name: str):
         """(function, index, op, Loc) for a location name, or None."""
         return self.equations.get(name)
