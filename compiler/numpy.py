@@ -865,11 +865,14 @@ def matmul(x1, x2, /, out=None, **kwargs):
     if a.rank == 0 or b.rank == 0:
         raise ShapeError("matmul: Input operand does not have enough dimensions (0-d)", user_loc())
     bld = _b()
-    a_vec, b_vec = a.rank == 1, b.rank == 1
-    if a_vec:
-        a = bld.reshape(a, (1,) + a.shape)
-    if b_vec:
-        b = bld.reshape(b, b.shape + (1,))
+    if a.rank == 1 or b.rank == 1:
+        # a vector operand is contracted directly (no reshape to a 1-row matrix), so that a
+        # batched vector @ shared matrix stays one plain GEMM after vmap
+        ka, kb = a.rank - 1, (0 if b.rank == 1 else b.rank - 2)
+        if a.shape[ka] != b.shape[kb]:
+            raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0 "
+                             f"(size {b.shape[kb]} is different from {a.shape[ka]})", user_loc())
+        return _wrap(_dot_general(a, b, ((ka,), (kb,))))
     if a.shape[-1] != b.shape[-2]:
         raise ShapeError(f"matmul: Input operand 1 has a mismatch in its core dimension 0 "
                          f"(size {b.shape[-2]} is different from {a.shape[-1]})", user_loc())
@@ -890,10 +893,6 @@ def matmul(x1, x2, /, out=None, **kwargs):
         a = bld.broadcast_in_dim(a, bshape + a.shape[-2:], tuple(range(nb - a.rank + 2, nb + 2)))
         b = bld.broadcast_in_dim(b, bshape + b.shape[-2:], tuple(range(nb - b.rank + 2, nb + 2)))
         r = _dot_general(a, b, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
-    if a_vec:
-        r = bld.reshape(r, r.shape[:-2] + r.shape[-1:])
-    if b_vec:
-        r = bld.reshape(r, r.shape[:-1])
     return _wrap(r)
 
 
