@@ -26,6 +26,7 @@ import numpy as np
 from . import dtypes as dt
 from . import pytree
 from .errors import BatchingError, CallError
+from .optimize import simplify
 from .shapes import Sym
 from .tracing import Tracer, trace_flat
 from .vmap import Vmapped, _is_array, leaf_in_dims
@@ -58,12 +59,14 @@ class Lowered:
 
     ``ir``: the traced program (one example when ``in_dims`` is given);
     ``batched``: the batched program (None without ``in_dims``);
+    ``program``: what is lowered (the above, simplified by :mod:`vmapc.optimize`);
     ``mlir``: the MLIR text handed to IREE; ``compile()``: an :class:`Executable`."""
 
     def __init__(self, ir, batched, out_tree, target, driver, batch, name):
         self.ir = ir
         self.batched = batched
-        self.program = batched if batched is not None else ir
+        # what is lowered: the program after vmapc.optimize.simplify (same signature)
+        self.program = simplify(batched if batched is not None else ir)
         self.out_tree = out_tree
         self.target = target
         self.driver = driver
