@@ -68,11 +68,11 @@ import numpy as np
 
 from . import dtypes as dt
 from .errors import LoweringError
-from .ir import Eqn, Function, TensorType
+from .ir import Eqn, Function, TensorType, Var
 from .shapes import Sym, prod
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, func, linalg, tensor, util
+from iree.compiler.dialects import arith, func, linalg, tensor
 from iree.compiler.dialects import math as mathd
 
 # --- types ---------------------------------------------------------------------------------------
@@ -729,36 +729,30 @@ def _reduce_rule(name):
 
 
 def _argreduce_rule(name):
-    better = "gt" if name == "argmax" else "lt"
+    """argmax/argmin as two single-result reductions: the extreme value (NaN-propagating,
+    as reduce_max/min), then the first index holding it. (One two-result reduction is
+    smaller, but IREE 3.13 miscompiles it when it fuses a consumer into it and drops
+    the unused value result.)"""
+    extreme = _reduce_rule("reduce_max" if name == "argmax" else "reduce_min")
 
     def rule(lctx, eqn, xs):
         (x,), t, out = xs, eqn.inputs[0].type, eqn.outputs[0].type
         axis, dtype = eqn.attrs["axis"], t.dtype
-        if _is_f(dtype):
-            start = -math.inf if name == "argmax" else math.inf
-        else:
-            start = _min_int(dtype) if name == "argmax" else _max_int(dtype)
         kept = [i for i in range(t.rank) if i != axis]
-        inits = [lctx.full(out.shape, dtype, start), lctx.full(out.shape, dt.INT64, _max_int(dt.INT64))]
+        value_eqn = Eqn(name, eqn.inputs, [Var(out.with_dtype(dtype))], {"axes": (axis,)}, eqn.loc)
+        (best,) = extreme(lctx, value_eqn, xs)
+        init = lctx.full(out.shape, dt.INT64, _max_int(dt.INT64))
 
         def body(args):
-            v, best, best_i = args
+            v, m, best_i = args
             i = arith.index_cast(ir.IntegerType.get_signless(64), loop_index(axis))
-            earlier = cmp("lt", i, best_i, dt.INT64)
-            # take (v, i) when it is more extreme, or equally extreme and earlier; NaN is
-            # the most extreme. The choice is order-independent: the first extreme wins.
-            take = _or(cmp(better, v, best, dtype), _and(cmp("eq", v, best, dtype), earlier))
-            if _is_f(dtype):
-                v_nan = arith.cmpf(arith.CmpFPredicate.UNO, v, v)
-                best_nan = arith.cmpf(arith.CmpFPredicate.UNO, best, best)
-                take = _or(take, _and(v_nan, _or(_not(best_nan), earlier)))
-            return [select(take, v, best), select(take, i, best_i)]
-        res = lctx.generic([x], [list(range(t.rank))], inits, [kept, kept], t.rank, body,
-                           reduction_dims=(axis,))
-        # IREE 3.13 miscompiles ("expected number of yield values (2)") when it fuses a
-        # consumer such as a transpose into this two-result reduction and drops the
-        # unused value result; the barrier keeps the index result a dispatch of its own.
-        return [util.OptimizationBarrierOp([res[1].type], [res[1]]).results[0]]
+            hit = cmp("eq", v, m, dtype)
+            if _is_f(dtype):   # the extreme is NaN when any element is: find the first NaN
+                hit = _or(hit, _and(arith.cmpf(arith.CmpFPredicate.UNO, v, v),
+                                    arith.cmpf(arith.CmpFPredicate.UNO, m, m)))
+            return [select(_and(hit, cmp("lt", i, best_i, dt.INT64)), i, best_i)]
+        return lctx.generic([x, best], [list(range(t.rank)), kept], [init], [kept], t.rank, body,
+                            reduction_dims=(axis,))
     return rule
 
 
