@@ -21,6 +21,9 @@ static for GPUs.
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import numpy as np
 
 from . import dtypes as dt
@@ -52,6 +55,12 @@ def _leaf_key(x, path):
         return ("a", tuple(x.shape), d)
     raise CallError(f"argument {path} has type {type(x).__name__}; pass NumPy arrays, Python numbers, "
                     "or tuples, lists and dicts of them")
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_tree(n):
+    """The pytree structure of n positional array arguments and no keywords."""
+    return pytree.flatten((tuple(range(n)), {}))[1]
 
 
 class Lowered:
@@ -108,9 +117,15 @@ class Executable:
         self.out_tree = out_tree
         self.lowered = lowered
         self.in_types = lowered.program.in_types
+        self._single = out_tree == pytree.LEAF
 
     def call_flat(self, leaves):
         return self.fn(*leaves)
+
+    def call_positional(self, arrays):
+        """Call with the arrays of a flat signature and unflatten the results."""
+        outs = self.fn(*arrays)
+        return outs[0] if self._single else pytree.unflatten(self.out_tree, outs)
 
     def __call__(self, *args, **kwargs):
         leaves, _ = pytree.flatten((args, kwargs))
@@ -147,6 +162,8 @@ class Compiled:
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
         self._cache: dict = {}
+        self._fast: dict = {}          # ((shape, dtype), ...) of positional arrays -> Executable
+        self._lock = threading.Lock()
         self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if in_dims is not None else None
 
     def __repr__(self):
@@ -181,6 +198,17 @@ class Compiled:
         return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name)
 
     def __call__(self, *args, **kwargs):
+        # Fast path: positional NumPy arrays whose exact shapes and dtypes were seen
+        # before go straight to their executable (a dict lookup, no pytree work).
+        if not kwargs and self.chunk_size is None:
+            try:
+                fast = tuple((a.shape, a.dtype) for a in args if type(a) is np.ndarray)
+            except AttributeError:
+                fast = None
+            if fast is not None and len(fast) == len(args):
+                exe = self._fast.get(fast)
+                if exe is not None:
+                    return exe.call_positional(args)
         leaves, tree = pytree.flatten((args, kwargs))
         bdims = None
         if self._vmapped is not None:
@@ -188,10 +216,15 @@ class Compiled:
         key = (tree, self._signature(leaves, bdims))
         exe = self._cache.get(key)
         if exe is None:
-            exe = self.lower(*args, **kwargs).compile()
-            self._cache[key] = exe
+            with self._lock:        # one compile per signature, also under threads
+                exe = self._cache.get(key)
+                if exe is None:
+                    exe = self.lower(*args, **kwargs).compile()
+                    self._cache[key] = exe
         if self.chunk_size is not None:
             return self._run_chunked(exe, args, kwargs, leaves, bdims)
+        if not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args):
+            self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
 
