@@ -31,6 +31,8 @@ from .text import parse
 from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
 from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
 from .vmap import vmap, Vmapped
+# Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
+from .export import export
 
 _install_operators()
 
@@ -52,10 +54,10 @@ def __getattr__(name):
     if name in ("load",):
         from .runtime.artifact import load
         return load
-    if name in ("export",):
-        from .export import export
-        return export
     if name in ("targets",):
         from .targets import targets
         return targets
+    if name in ("target", "Target"):
+        from . import targets as _targets
+        return getattr(_targets, name)
     raise AttributeError(f"module 'vmapc' has no attribute {name!r}")

@@ -87,7 +87,7 @@ class Lowered:
     def lowered_module(self):
         if self._lowered is None:
             from .lowering import lower
-            self._lowered = lower([self.program])
+            self._lowered = lower([self.program], target=self.target)
         return self._lowered
 
     @property
@@ -99,7 +99,7 @@ class Lowered:
         from .runtime import Module
         vmfb = compile_mlir(self.lowered_module, self.target)
         p = self.program
-        module = Module(vmfb, driver=self.driver or self.target.driver,
+        module = Module(vmfb, driver=self.driver or self.target.choose_driver([p]),
                         signatures={p.name: (p.in_types, p.out_types)})
         return Executable(module.function(p.name), self.out_tree, self)
 

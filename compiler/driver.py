@@ -1,7 +1,7 @@
 """Compiling MLIR to an IREE ``.vmfb``, with a memory and a disk cache.
 
-A :class:`Target` is a name, the ``iree-compile`` flags that select it, and the
-runtime HAL driver that runs what it produces. :func:`compile_mlir` runs
+A :class:`~vmapc.targets.Target` (see :mod:`vmapc.targets`) gives the
+``iree-compile`` flags and the runtime HAL driver. :func:`compile_mlir` runs
 ``iree-compile`` (a subprocess: a compiler crash cannot take the caller down)
 on the module's bytecode, after looking in two caches keyed by the SHA-256 of
 (bytecode, flags, IREE version, vmapc version):
@@ -26,7 +26,6 @@ many Functions into one module, compile once, and get a callable per function.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import os
@@ -37,43 +36,11 @@ import threading
 import warnings
 from pathlib import Path
 
-from .errors import CacheWarning, CompileError, Loc, TargetError
+from .errors import CacheWarning, CompileError, Loc, TargetError  # noqa: F401
 
 
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """A compilation target: ``iree-compile`` flags, the runtime driver to use, and the
-    flags for modules that call the C math library (``LoweredModule.needs_libm``)."""
-    name: str
-    flags: tuple
-    driver: str
-    libm_flags: tuple = ()
-
-
-# IREE demotes float64 to float32 unless told not to: wrong numbers, silently.
-_COMMON = ("--iree-input-demote-f64-to-f32=false",)
-
-TARGETS = {
-    "cpu": Target(
-        "cpu",
-        _COMMON + ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                   "--iree-llvmcpu-target-cpu=host"),
-        "local-sync",
-        # sin, float64 fmod, ... are libm calls, which IREE's self-contained ELF lacks:
-        # such modules are linked by the system linker and resolve libm when loaded.
-        libm_flags=("--iree-llvmcpu-link-embedded=false",)),
-    "vulkan": Target("vulkan", _COMMON + ("--iree-hal-target-device=vulkan",), "vulkan"),
-    "cuda": Target("cuda", _COMMON + ("--iree-hal-target-device=cuda", "--iree-cuda-target=sm_80"), "cuda"),
-}
-
-
-def get_target(target) -> Target:
-    if isinstance(target, Target):
-        return target
-    try:
-        return TARGETS[target]
-    except (KeyError, TypeError):
-        raise TargetError(f"unknown target {target!r} (known: {', '.join(TARGETS)})") from None
+# The target model lives in vmapc.targets; these names are kept here for existing users.
+from .targets import TARGETS, Target, get_target, target  # noqa: E402,F401
 
 
 # --- caching -------------------------------------------------------------------------------------
@@ -105,9 +72,29 @@ def _versions() -> str:
     return f"iree={iv.VERSION}/{iv.REVISIONS.get('IREE', '')};vmapc={vm}"
 
 
+@functools.lru_cache(maxsize=None)
+def _host_cpu() -> str:
+    """What ``--iree-llvmcpu-target-cpu=host`` means on this machine (a shared cache
+    directory must not hand one machine's AVX-512 code to another)."""
+    import platform
+    ident = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            seen = set()
+            for line in f:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "flags", "Features", "CPU part") and key not in seen:
+                    seen.add(key)
+                    ident += "|" + line.strip()
+    except OSError:
+        ident += "|" + platform.processor()
+    return ident
+
+
 def cache_key(bytecode: bytes, flags) -> str:
     h = hashlib.sha256()
-    for part in (bytecode, "\0".join(flags).encode(), _versions().encode()):
+    host = _host_cpu() if any(f.endswith("-target-cpu=host") for f in flags) else ""
+    for part in (bytecode, "\0".join(flags).encode(), _versions().encode(), host.encode()):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()
@@ -176,6 +163,9 @@ def compile_mlir(mlir, target="cpu", *, flags=(), cache: bool = True, lowered=No
     if isinstance(mlir, str):
         mlir = mlir.encode()
     t = get_target(target)
+    if lowered is not None and lowered.target is not None and lowered.target.lowering_key != t.lowering_key:
+        raise TargetError(f"this module was lowered for target {lowered.target.label}, not {t.label}: "
+                          f"lower it with lower(functions, target={t.label!r})")
     libm = t.libm_flags if lowered is not None and lowered.needs_libm else ()
     all_flags = tuple(t.flags) + libm + tuple(flags)
     key = cache_key(mlir, all_flags)
@@ -307,8 +297,8 @@ def compile_functions(functions, target="cpu", *, driver: str | None = None, fla
         functions = [functions]
     functions = list(functions)
     t = get_target(target)
-    lowered = lower(functions)
+    lowered = lower(functions, target=t)
     vmfb = compile_mlir(lowered, t, flags=flags, cache=cache)
-    module = Module(vmfb, driver=driver or t.driver,
+    module = Module(vmfb, driver=driver or t.choose_driver(functions),
                     signatures={f.name: (f.in_types, f.out_types) for f in functions})
     return {f.name: module.function(f.name) for f in functions}

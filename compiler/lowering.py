@@ -60,6 +60,7 @@ compiler session's, see ``docs/architecture.md``), verifies it, and returns a
 
 from __future__ import annotations
 
+import contextvars
 import io
 import math
 import re
@@ -269,14 +270,100 @@ def _math1(name):
     return _via_f32(lambda x, dtype: op(x))
 
 
+# IREE expands float64 math.expm1/log1p as exp(x) - 1 and log(1 + x), and math.sinh
+# as (exp(x) - exp(-x)) / 2: near 0 every digit cancels (expm1(1e-20) and sinh(1e-20)
+# gave 0, sinh(3.2e-3) was 40 ulps off in float32). Kahan's formulas keep them exact to
+# a few ulps using only exp and log.
+
+def _expm1_kahan(x, dtype):
+    one = const(dtype, 1.0)
+    u = mathd.exp(x)
+    um1 = arith.subf(u, one)
+    r = arith.mulf(um1, arith.divf(x, mathd.log(u)))
+    r = select(cmp("eq", u, one, dtype), x, r)                        # tiny x
+    r = select(cmp("eq", um1, const(dtype, -1.0), dtype), um1, r)     # very negative x: -1
+    return select(cmp("eq", u, const(dtype, math.inf), dtype), u, r)  # overflow: inf
+
+
+def _log1p_kahan(x, dtype):
+    one = const(dtype, 1.0)
+    u = arith.addf(one, x)
+    r = arith.mulf(mathd.log(u), arith.divf(x, arith.subf(u, one)))
+    r = select(cmp("eq", u, one, dtype), x, r)                        # tiny x
+    return select(cmp("eq", u, const(dtype, math.inf), dtype), u, r)  # x = inf
+
+
+def _expm1(x, dtype):
+    return _expm1_kahan(x, dtype) if dtype == dt.FLOAT64 else mathd.expm1(x)
+
+
+def _log1p(x, dtype):
+    return _log1p_kahan(x, dtype) if dtype == dt.FLOAT64 else mathd.log1p(x)
+
+
+def _half_exp(ax, dtype):
+    """exp(ax) / 2 for large ax (exp(-ax) negligible), as (exp(ax / 2) / 2) * exp(ax / 2):
+    finite up to where the result overflows (IREE's exp(ax) / 2 overflows first)."""
+    h = mathd.exp(arith.mulf(ax, const(dtype, 0.5)))
+    return arith.mulf(arith.mulf(h, const(dtype, 0.5)), h)
+
+
+def _sinh(x, dtype):
+    """sinh(|x| < 1) = (e + e / (e + 1)) / 2 with e = expm1(|x|), sign restored."""
+    ax = mathd.absf(x)
+    e = _expm1(ax, dtype)
+    small = arith.mulf(const(dtype, 0.5), arith.addf(e, arith.divf(e, arith.addf(e, const(dtype, 1.0)))))
+    r = select(cmp("lt", ax, const(dtype, 1.0), dtype), mathd.copysign(small, x), mathd.sinh(x))
+    return select(cmp("gt", ax, const(dtype, 20.0), dtype), mathd.copysign(_half_exp(ax, dtype), x), r)
+
+
+def _cosh(x, dtype):
+    ax = mathd.absf(x)
+    return select(cmp("gt", ax, const(dtype, 20.0), dtype), _half_exp(ax, dtype), mathd.cosh(x))
+
+
+# The target being lowered for (a vmapc.targets.Target), while lower() runs.
+_TARGET = contextvars.ContextVar("vmapc_lowering_target")
+
+
+def _f64_math() -> bool:
+    """Whether float16/32 transcendental functions may be computed in float64 through
+    libm (the CPU). SPIR-V has no float64 sin/exp/log (GLSL.std.450 takes 16/32-bit
+    floats), and on CUDA libdevice's float32 functions are already accurate."""
+    t = _TARGET.get(None)
+    return t is None or t.f64_math
+
+
 def _trig(name):
-    """sin/cos/tan in float64 through libm, for every float dtype: IREE's float32
-    approximations reduce the argument poorly (sin(1e4) is off by 1e-3)."""
+    """sin/cos/tan. On the CPU in float64 through libm, for every float dtype: IREE's
+    float32 approximations reduce the argument poorly (sin(1e4) is off by 1e-3). Elsewhere
+    the backend's own function (libdevice on CUDA, GLSL.std.450 on Vulkan), float16
+    through float32."""
     op = getattr(mathd, name)
 
     def f(x, dtype):
+        if not _f64_math():
+            return _via_f32(lambda v, dtype: op(v))(x, dtype=dtype)
         return convert(op(convert(x, dtype, dt.FLOAT64)), dt.FLOAT64, dtype)
     return f
+
+
+def _round(x, dtype):
+    """Round half to even, as np.round. SPIR-V cannot lower math.roundeven on float64
+    (IREE expands it with a 64-bit bitcast): there it is floor-based, exactly."""
+    t = _TARGET.get(None)
+    if dtype != dt.FLOAT64 or t is None or t.name != "vulkan":
+        return mathd.roundeven(x)
+    fl = mathd.floor(x)
+    diff = arith.subf(x, fl)
+    half = const(dtype, 0.5)
+    up = arith.addf(fl, const(dtype, 1))
+    fl_odd = cmp("ne", arith.subf(fl, arith.mulf(mathd.floor(arith.mulf(fl, half)), const(dtype, 2))),
+                 const(dtype, 0), dtype)
+    r = select(cmp("gt", diff, half, dtype), up, select(_and(cmp("eq", diff, half, dtype), fl_odd), up, fl))
+    # keep -0.0 and x's sign for results of zero (np.round(-0.4) is -0.0); inf and NaN pass
+    r = mathd.copysign(r, x)
+    return select(_isfinite(x, dtype), r, x)
 
 
 def _sign(x, dtype):
@@ -354,14 +441,14 @@ _UNARY = {
     "abs": _abs,
     "sign": _sign,
     "square": lambda x, dtype: mul(x, x, dtype),
-    "exp": _math1("exp"), "expm1": _math1("expm1"), "log": _math1("log"),
-    "log1p": _math1("log1p"), "sqrt": _math1("sqrt"), "rsqrt": _rsqrt,
+    "exp": _math1("exp"), "expm1": _via_f32(_expm1), "log": _math1("log"),
+    "log1p": _via_f32(_log1p), "sqrt": _math1("sqrt"), "rsqrt": _rsqrt,
     "reciprocal": lambda x, dtype: arith.divf(const(dtype, 1), x),
     "sin": _trig("sin"), "cos": _trig("cos"), "tan": _trig("tan"), "tanh": _math1("tanh"),
     "arcsin": _math1("asin"), "arccos": _math1("acos"), "arctan": _math1("atan"),
-    "sinh": _math1("sinh"), "cosh": _math1("cosh"), "sigmoid": _sigmoid, "erf": _erf,
+    "sinh": _via_f32(_sinh), "cosh": _via_f32(_cosh), "sigmoid": _sigmoid, "erf": _erf,
     "floor": lambda x, dtype: mathd.floor(x), "ceil": lambda x, dtype: mathd.ceil(x),
-    "round": lambda x, dtype: mathd.roundeven(x),  # half to even, as np.round
+    "round": _round,  # half to even, as np.round
     "logical_not": lambda x, dtype: _not(truthy(x, dtype)),
     "bitwise_not": lambda x, dtype: arith.xori(x, const(dtype, -1)),
     "isnan": lambda x, dtype: arith.cmpf(arith.CmpFPredicate.UNO, x, x),
@@ -461,8 +548,12 @@ def _power(a, b, dtype):
 def _float_power(x, y, dtype):
     """C's pow: math.powf on |x|, with the sign and special cases of C99 Annex F
     (IREE's expansion gives NaN for pow(NaN, 0), pow(-2, 3), ...). float16/32 are
-    computed in float64: IREE's exp(y*log(x)) loses |y*log(x)| ulps."""
-    if dtype != dt.FLOAT64:
+    computed in float64 on the CPU: IREE's exp(y*log(x)) loses |y*log(x)| ulps. On GPU
+    targets (no float64 libm) float32 uses the backend's powf, float16 goes through it."""
+    if dtype == dt.FLOAT16 and not _f64_math():
+        return convert(_float_power(convert(x, dtype, dt.FLOAT32), convert(y, dtype, dt.FLOAT32), dt.FLOAT32),
+                       dt.FLOAT32, dtype)
+    if dtype != dt.FLOAT64 and _f64_math():
         r = _float_power(convert(x, dtype, dt.FLOAT64), convert(y, dtype, dt.FLOAT64), dt.FLOAT64)
         return convert(r, dt.FLOAT64, dtype)
     c = lambda v: const(dtype, v)  # noqa: E731
@@ -1119,14 +1210,17 @@ class LoweredModule:
     """The result of :func:`lower`: the MLIR module (owned by `context`), its text and
     bytecode, and `equations`, mapping each location name ``"fn#k:op"`` to
     ``(function name, equation index, op, Loc)`` so compiler diagnostics can name
-    the user's line. `needs_libm` says whether some op needs the C math library."""
+    the user's line. `needs_libm` says whether some op needs the C math library;
+    `target` is the :class:`~vmapc.targets.Target` it was lowered for."""
 
-    def __init__(self, context, module, equations, functions):
+    def __init__(self, context, module, equations, functions, target=None):
         self.context = context
         self.module = module
         self.equations = equations
         self.functions = {f.name: f for f in functions}
-        self.needs_libm = any(needs_libm(e) for f in functions for e in f.eqns)
+        self.target = target
+        self.needs_libm = ((target is None or bool(target.libm_flags))
+                           and any(needs_libm(e) for f in functions for e in f.eqns))
 
     @property
     def text(self) -> str:
@@ -1159,10 +1253,21 @@ def _location(fn: Function, k: int, eqn: Eqn) -> ir.Location:
     return ir.Location.name(f"{fn.name}#{k}:{eqn.op}", childLoc=child)
 
 
-def _lower_function(fn: Function, equations: dict):
+def _lower_function(fn: Function, equations: dict, output_storage: bool = False):
+    """One public func.func. With `output_storage`, each result k gets an extra trailing
+    ``!hal.buffer {iree.abi.output = k}`` argument: the caller passes a host-visible
+    buffer and IREE writes the result into it (how results are read back on Vulkan,
+    where IREE 3.13's own readback fails; see vmapc.runtime.module)."""
     in_tys = [tensor_type(v.type) for v in fn.inputs]
     out_tys = [tensor_type(v.type) for v in fn.outputs]
-    f = func.FuncOp(fn.name, ir.FunctionType.get(in_tys, out_tys))
+    storage = [ir.Type.parse("!hal.buffer")] * len(fn.outputs) if output_storage else []
+    f = func.FuncOp(fn.name, ir.FunctionType.get(in_tys + storage, out_tys))
+    if storage:
+        index = ir.IndexType.get()
+        empty = ir.DictAttr.get({})
+        f.arg_attrs = ir.ArrayAttr.get(
+            [empty] * len(in_tys)
+            + [ir.DictAttr.get({"iree.abi.output": ir.IntegerAttr.get(index, k)}) for k in range(len(storage))])
     block = f.add_entry_block()
     lctx = LoweringContext(fn)
     env = {}
@@ -1200,29 +1305,46 @@ def _lower_function(fn: Function, equations: dict):
     return f
 
 
-def lower(functions) -> LoweredModule:
+def lower(functions, target=None) -> LoweredModule:
     """Lower Functions (with distinct names) into one verified MLIR module, one public
-    ``func.func`` per Function."""
+    ``func.func`` per Function, for `target` (a :class:`~vmapc.targets.Target` or its
+    name; default ``"cpu"``).
+
+    The target is checked first (:meth:`~vmapc.targets.Target.check` raises
+    :class:`~vmapc.errors.TargetError` naming a dtype or op it cannot run and the
+    user's line), then decides: whether float16/32 sin/cos/tan/power use float64 libm
+    (CPU only), how float64 round is expanded (Vulkan), whether results go into
+    caller-provided buffers (Vulkan) and which attributes the module carries (e.g. the
+    explicit ``hal.device.targets`` of CUDA sm_90a)."""
+    from .targets import get_target
     if isinstance(functions, Function):
         functions = [functions]
     functions = list(functions)
+    t = get_target(target if target is not None else "cpu")
     names = [f.name for f in functions]
     if len(set(names)) != len(names):
         raise LoweringError(f"function names must be unique, got {names}")
+    t.check(functions)
     ctx = ir.Context()
     equations: dict = {}
-    with ctx, ir.Location.unknown():
-        module = ir.Module.create()
-        with ir.InsertionPoint(module.body):
-            for fn in functions:
-                _lower_function(fn, equations)
-        try:
-            ok = module.operation.verify()
-        except ir.MLIRError as e:
-            raise _verify_error(e, equations) from None
-        if not ok:
-            raise LoweringError("the generated MLIR module does not verify")
-    return LoweredModule(ctx, module, equations, functions)
+    token = _TARGET.set(t)
+    try:
+        with ctx, ir.Location.unknown():
+            module = ir.Module.create()
+            for name, text in t.module_attrs:
+                module.operation.attributes[name] = ir.Attribute.parse(text)
+            with ir.InsertionPoint(module.body):
+                for fn in functions:
+                    _lower_function(fn, equations, output_storage=t.output_storage)
+            try:
+                ok = module.operation.verify()
+            except ir.MLIRError as e:
+                raise _verify_error(e, equations) from None
+            if not ok:
+                raise LoweringError("the generated MLIR module does not verify")
+    finally:
+        _TARGET.reset(token)
+    return LoweredModule(ctx, module, equations, functions, target=t)
 
 
 def _verify_error(e, equations) -> LoweringError:

@@ -201,6 +201,22 @@ def test_unknown_target():
     assert "--iree-hal-target-device=vulkan" in driver.get_target("vulkan").flags
 
 
+def test_driver_reexports_the_target_model():
+    from vmapc import targets
+    assert driver.TARGETS is targets.TARGETS and driver.get_target is targets.get_target
+    assert driver.get_target(driver.TARGETS["cpu"]) is driver.TARGETS["cpu"]
+    assert driver.get_target("cuda:sm_90a").label == "cuda:sm_90a"
+    with pytest.raises(TargetError, match="unknown target 'tpu:x'"):
+        driver.get_target("tpu:x")
+
+
+def test_compile_functions_picks_the_cpu_driver_by_work(cache):
+    fns = driver.compile_functions(small_fns("drv"))
+    assert fns["axpy"].module.driver == "local-sync"  # tiny: no thread wake-ups
+    fns = driver.compile_functions(small_fns("drv"), driver="local-task")
+    assert fns["axpy"].module.driver == "local-task"
+
+
 def test_float64_is_not_demoted(cache):
     fn = make("f", [((2,), dt.FLOAT64)], lambda b, x: [b.emit("add", x, x)])
     x = np.array([1 + 2.0 ** -40, 1e300])
