@@ -1,27 +1,44 @@
 """The ``vmapc`` command: trace, show, compile and run models from the shell.
 
-::
+A *model* is either a Python function, named ``FILE.py:FUNCTION`` and traced at
+the argument specs given with ``--arg`` (``NAME=f32[784]``, or ``NAME=x.npy`` to
+take the shape and dtype of an example array), or a ``.vir`` file: the IR text
+that ``vmapc trace -o`` writes. The per-example program is the starting point;
+``--in-dims`` says where each input carries the batch (an axis, or ``None`` for
+inputs shared by every example, such as weights) and ``--batch`` how big the
+batch is (an int, or ``dynamic`` for one module serving every batch size)::
 
-    vmapc trace   model.py:mlp --arg x=f32[784] --arg w=f32[784,10] -o mlp.vir
-    vmapc show    mlp.vir --in-dims 0,None --batch 256 --stage batched
-    vmapc compile mlp.vir --in-dims 0,None --batch 256 --target cpu,vulkan -o out/
-    vmapc run     out/ --input x=x.npy --input w=w.npy --output-dir res/
+    vmapc trace   model.py:mlp --arg x=f32[64] --arg w=f32[64,10] -o mlp.vir
+    vmapc show    mlp.vir --in-dims 0,None --stage batched
+    vmapc compile mlp.vir --in-dims 0,None --batch dynamic --target cpu,vulkan -o out/
+    vmapc run     out/ --input x=xs.npy --input w=w.npy --output-dir res/
     vmapc targets
     vmapc rules
 
-A model is ``FILE.py:FUNCTION`` (traced at the ``--arg`` specs: ``NAME=f32[784]``
-or ``NAME=example.npy``) or a ``.vir`` file written by ``vmapc trace``.
-Exit status: 0 on success, 2 for usage errors, 1 for failures; messages go to
-stderr as one line (``vmapc: error: ...``), never a traceback.
+``compile`` writes an artifact directory (one ``.vmfb`` per target, the IR and a
+``manifest.json``) that ``run`` and :func:`vmapc.load` execute without the IREE
+compiler; ``docs/cli.md`` is the reference for the commands and the format.
+
+Output conventions: a command's result goes to stdout (IR text, tables, result
+shapes and time); progress notes go to stderr and only when it is a terminal;
+errors go to stderr as one line, ``vmapc COMMAND: error: ...``, never a
+traceback (``VMAPC_DEBUG=1`` shows one for internal errors). Exit status: 0 on
+success, 2 when the command line is wrong (a malformed option, or options that
+do not fit the model), 1 when something fails (a missing or corrupt file,
+tracing, compiling or running).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
+import os
+import re
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -33,75 +50,116 @@ STAGES = ("traced", "batched", "mlir")
 
 
 class UsageError(Exception):
-    """A bad command line: exit status 2."""
+    """A wrong command line: exit status 2."""
 
 
 class Failure(Exception):
-    """Something that failed for a reason other than vmapc's own errors: exit status 1."""
+    """A failure that is not one of vmapc's own errors: exit status 1."""
 
 
 # --- reading models --------------------------------------------------------------------------------
 
+def _user_frame(exc: BaseException, path: Path) -> str:
+    """' (at model.py:3: source line)' for the innermost frame of `exc` in the user's file."""
+    where = ""
+    for fs in traceback.extract_tb(exc.__traceback__):
+        try:
+            if Path(fs.filename).resolve() == path.resolve():
+                where = f" (at {fs.filename}:{fs.lineno}: {(fs.line or '').strip()})"
+        except OSError:
+            pass
+    return where
+
+
 def _load_python(src: str):
     path, _, name = src.rpartition(":")
     if not path or not name:
-        raise UsageError(f"expected FILE.py:FUNCTION or a .vir file, got {src!r}")
+        raise UsageError(f"model {src!r}: expected FILE.py:FUNCTION or a .vir file")
     p = Path(path)
-    if not p.exists():
+    if not p.is_file():
         raise Failure(f"{path}: no such file")
-    spec = importlib.util.spec_from_file_location(f"_vmapc_model_{p.stem}", p)
+    mod_name = f"_vmapc_model_{re.sub(r'[^0-9A-Za-z_]', '_', p.stem)}"
+    spec = importlib.util.spec_from_file_location(mod_name, p)
     if spec is None or spec.loader is None:
-        raise Failure(f"{path}: cannot be imported as a Python module")
+        raise Failure(f"{path}: cannot be imported as a Python module (is it a .py file?)")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module            # dataclasses and pickling look modules up here
     sys.path.insert(0, str(p.resolve().parent))
     try:
         spec.loader.exec_module(module)
-    except VmapcError:
-        raise
+    except SyntaxError as e:
+        raise Failure(f"{path}: importing it failed: SyntaxError: {e.msg} (line {e.lineno})") from None
     except Exception as e:
-        raise Failure(f"{path}: importing it failed: {type(e).__name__}: {e}") from None
+        raise Failure(f"{path}: importing it failed: {type(e).__name__}: {e}{_user_frame(e, p)}") from None
     finally:
         sys.path.pop(0)
     fn = getattr(module, name, None)
-    if fn is None:
-        available = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
-                     and getattr(v, "__module__", None) == module.__name__]
-        raise Failure(f"{path} has no function {name!r}" + (f" (it has: {', '.join(available)})" if available else ""))
-    if not callable(fn):
-        raise Failure(f"{path}: {name} is not a function")
-    return fn
+    if fn is None or not callable(fn):
+        available = [k for k, v in vars(module).items() if inspect.isfunction(v) and not k.startswith("_")
+                     and v.__module__ == module.__name__]
+        what = "no function" if fn is None else "no function (it is not callable):"
+        raise Failure(f"{path} has {what} {name!r}; its functions: {', '.join(available) or 'none'}")
+    return fn, p
+
+
+_SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$")
 
 
 def parse_arg_spec(text: str):
-    """``NAME=f32[784,10]`` or ``NAME=path.npy`` -> (name, ShapeDtype)."""
-    from .runtime.artifact import parse_type
+    """``NAME=f32[784,10]`` (or ``float32[...]``) or ``NAME=FILE.npy`` -> (name, ShapeDtype)."""
     from .tracing import ShapeDtype
     name, sep, spec = text.partition("=")
     if not sep or not name.isidentifier() or not spec:
-        raise UsageError(f"bad --arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]) or NAME=FILE.npy")
+        raise UsageError(f"--arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]) or NAME=FILE.npy")
     if spec.endswith(".npy"):
         try:
             a = np.load(spec, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise Failure(f"--arg {name}: {spec}: no such file") from None
         except (OSError, ValueError) as e:
             raise Failure(f"--arg {name}: cannot read {spec}: {e}") from None
+        if a.dtype not in dt.SHORT_NAMES:
+            raise UsageError(f"--arg {name}: {spec} has dtype {a.dtype}, which vmapc does not support "
+                             f"(supported: {', '.join(dt.BY_SHORT_NAME)})")
+        return name, ShapeDtype(a.shape, a.dtype)
+    m = _SPEC.match(spec)
+    if not m:
+        raise UsageError(f"--arg {name}: {spec!r} is not DTYPE[SHAPE] such as f32[784,10] or f32[] "
+                         "(or a .npy file)")
+    dtype = dt.BY_SHORT_NAME.get(m.group(1))
+    if dtype is None:
         try:
-            return name, ShapeDtype(a.shape, dt.canonical(a.dtype, f"--arg {name}"))
-        except VmapcError as e:
-            raise UsageError(e.message) from None
+            dtype = np.dtype(m.group(1))
+        except TypeError:
+            dtype = None
+        if dtype not in dt.SHORT_NAMES:
+            raise UsageError(f"--arg {name}: unknown dtype {m.group(1)!r} "
+                             f"(dtypes: {', '.join(dt.BY_SHORT_NAME)})")
+    dims = [d.strip() for d in m.group(2).split(",")] if m.group(2).strip() else []
+    if not all(d.isdigit() for d in dims):
+        raise UsageError(f"--arg {name}: bad shape [{m.group(2)}]: give sizes as non-negative ints, "
+                         "e.g. f32[784,10] (the batch dim comes from --in-dims/--batch)")
+    return name, ShapeDtype([int(d) for d in dims], dtype)
+
+
+def _parameters(fn):
+    """[(name, required)] of the parameters that --arg can give, in order."""
     try:
-        t = parse_type(spec)
-    except VmapcError:
-        raise UsageError(f"bad --arg {text!r}: {spec!r} is not a type like f32[784,10] "
-                         f"(dtypes: {', '.join(dt.BY_SHORT_NAME)})") from None
-    if not all(isinstance(d, int) for d in t.shape):
-        raise UsageError(f"bad --arg {text!r}: shapes must be static ints")
-    return name, ShapeDtype(t.shape, t.dtype)
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise Failure(f"cannot read the signature of {fn!r}") from None
+    return [(p.name, p.default is p.empty) for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+_OUTPUTS_COMMENT = re.compile(r"^#\s*outputs:\s*(.*)$", re.M)
 
 
 def load_model(src: str, arg_specs):
-    """The traced program for SRC (a .vir file, or FILE.py:FUNCTION with --arg specs)."""
+    """(program, output names) for SRC: a .vir file, or FILE.py:FUNCTION traced at the --arg specs."""
+    from .export import output_names
     from .text import parse
-    from .tracing import _arg_names, trace_flat
+    from .tracing import trace_flat
     if src.endswith(".vir"):
         if arg_specs:
             raise UsageError("--arg is for FILE.py:FUNCTION models; a .vir file already has its types")
@@ -112,163 +170,227 @@ def load_model(src: str, arg_specs):
         except (OSError, UnicodeDecodeError) as e:
             raise Failure(f"{src}: cannot read it: {e}") from None
         try:
-            return parse(text)
+            fn = parse(text)
         except VmapcError as e:
-            raise Failure(f"{src}: not a valid vmapc IR file: {e.message.splitlines()[0]}") from None
-    fn = _load_python(src)
-    specs = dict(parse_arg_spec(a) for a in arg_specs)
-    params = _arg_names(fn, len(specs))
-    try:
-        import inspect
-        params = [p.name for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        pass
-    missing = [p for p in params if p not in specs]
-    unknown = [n for n in specs if n not in params]
+            raise Failure(f"{src}: not a valid vmapc IR file: {_one_line(e.message)}") from None
+        m = _OUTPUTS_COMMENT.search(text)
+        names = m.group(1).split() if m else []
+        if len(names) != len(fn.outputs) or len(set(names)) != len(names):
+            names = output_names(None, len(fn.outputs))
+        return fn, names
+
+    fn, path = _load_python(src)
+    specs = {}
+    for a in arg_specs:
+        name, s = parse_arg_spec(a)
+        if name in specs:
+            raise UsageError(f"--arg {name} is given twice")
+        specs[name] = s
+    params = _parameters(fn)
+    known = [n for n, _ in params]
+    unknown = [n for n in specs if n not in known]
     if unknown:
         raise UsageError(f"--arg {unknown[0]}: {src} has no parameter {unknown[0]!r} "
-                         f"(parameters: {', '.join(params)})")
+                         f"(its parameters: {', '.join(known) or 'none'})")
+    missing = [n for n, required in params if required and n not in specs]
     if missing:
-        raise UsageError(f"missing --arg for parameter(s) {', '.join(missing)} of {src} "
-                         "(give each as NAME=f32[SHAPE] or NAME=FILE.npy)")
-    f, _, _, _ = trace_flat(fn, [specs[p] for p in params], {}, arg_names=params,
-                            name=src.rpartition(":")[2])
-    return f
-
-
-def parse_in_dims(text, n_inputs: int, what="--in-dims"):
-    if text is None:
-        return None
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) != n_inputs:
-        raise UsageError(f"{what} has {len(parts)} entries but the model has {n_inputs} "
-                         f"{'inputs' if what == '--in-dims' else 'outputs'}")
-    out = []
-    for p in parts:
-        if p in ("None", "none", "-"):
-            out.append(None)
+        raise UsageError(f"missing --arg for parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                         f"of {src} (give each as NAME=f32[SHAPE] or NAME=FILE.npy)")
+    # Leading given parameters are passed positionally, later ones (after a defaulted
+    # parameter left out) by keyword; parameters left out keep their Python defaults.
+    positional, keywords = [], {}
+    for n, _ in params:
+        if n not in specs:
+            continue
+        if not keywords and len(positional) == known.index(n):
+            positional.append(specs[n])
         else:
-            try:
-                out.append(int(p))
-            except ValueError:
-                raise UsageError(f"{what}: {p!r} is not an int or None") from None
+            keywords[n] = specs[n]
+    try:
+        f, _, out_tree, _ = trace_flat(fn, positional, keywords, arg_names=known[:len(positional)],
+                                       name=src.rpartition(":")[2])
+    except VmapcError:
+        raise
+    except Exception as e:  # the user's code raised while being traced
+        raise Failure(f"tracing {src} failed: {type(e).__name__}: {e}{_user_frame(e, path)}") from None
+    return f, output_names(out_tree, len(f.outputs))
+
+
+def parse_dims(text, values, what):
+    """``0,None,-1`` -> [0, None, -1], one entry per value (for --out-dims, one entry
+    may stand for all), each checked against the value's rank."""
+    kind = "inputs" if what == "--in-dims" else "outputs"
+    parts = [p.strip() for p in text.split(",")]
+    if what == "--out-dims" and len(parts) == 1:
+        parts = parts * len(values)
+    if len(parts) != len(values):
+        raise UsageError(f"{what} has {len(parts)} entr{'y' if len(parts) == 1 else 'ies'} but the model has "
+                         f"{len(values)} {kind if len(values) != 1 else kind[:-1]}; give one per {kind[:-1]}, e.g. "
+                         f"{what} {','.join(['0'] + ['None'] * (len(values) - 1))}")
+    out = []
+    for i, (p, (name, v)) in enumerate(zip(parts, values)):
+        if p.lower() in ("none", "-"):
+            out.append(None)
+            continue
+        try:
+            d = int(p)
+        except ValueError:
+            raise UsageError(f"{what}: entry {i} ({name}) is {p!r}; expected an axis (int) or None") from None
+        if not -(v.rank + 1) <= d <= v.rank:
+            raise UsageError(f"{what}: entry {i} is {d} but `{name}` is {v.type} per example "
+                             f"(valid: {-(v.rank + 1)}..{v.rank}, or None)")
+        out.append(d)
+    if what == "--in-dims" and all(d is None for d in out):
+        raise UsageError("--in-dims: every entry is None; at least one input must carry the batch")
     return out
 
 
 def parse_batch(text):
-    if text is None:
-        return None
     if text == "dynamic":
         return "dynamic"
     try:
         n = int(text)
     except ValueError:
-        raise UsageError(f"--batch must be a positive int or 'dynamic', got {text!r}") from None
+        n = 0
     if n < 1:
-        raise UsageError(f"--batch must be a positive int or 'dynamic', got {text!r}")
+        raise UsageError(f"--batch: expected a positive int or 'dynamic', got {text!r}")
     return n
 
 
 def parse_targets(text):
-    from .driver import TARGETS
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    for n in names:
-        if n not in TARGETS:
-            raise UsageError(f"unknown target {n!r} (known: {', '.join(TARGETS)})")
+    """``cpu,vulkan,cuda:sm_90a`` -> [Target]: a family, or ``family:option`` (see vmapc.targets)."""
+    from .errors import TargetError
+    from .targets import get_target
+    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     if not names:
-        raise UsageError("--target needs at least one target")
-    return names
+        raise UsageError("--target: give at least one target (cpu, vulkan, cuda)")
+    try:
+        return [get_target(n) for n in names]
+    except TargetError as e:
+        raise UsageError(f"--target: {_one_line(e.message)}") from None
 
 
-def _check_in_dims(fn, in_dims):
-    """Range-check in_dims against the per-example input ranks (rank + 1 positions)."""
-    for i, (d, v) in enumerate(zip(in_dims, fn.inputs)):
-        if d is not None and not -(v.rank + 1) <= d <= v.rank:
-            name = fn.arg_names[i] if fn.arg_names else f"input {i}"
-            raise UsageError(f"--in-dims: entry {i} is {d} but `{name}` is {v.type} "
-                             f"(valid: {-(v.rank + 1)}..{v.rank} or None)")
+def _batching(a, fn, batch_default=None):
+    """(in_dims, out_dims, batch) from --in-dims/--out-dims/--batch, checked against fn."""
+    if a.in_dims is None:
+        if a.batch is not None:
+            raise UsageError("--batch needs --in-dims (which inputs carry the batch)")
+        if a.out_dims is not None:
+            raise UsageError("--out-dims needs --in-dims (which inputs carry the batch)")
+        return None, 0, None
+    names = fn.arg_names or [f"input {i}" for i in range(len(fn.inputs))]
+    in_dims = parse_dims(a.in_dims, list(zip(names, fn.inputs)), "--in-dims")
+    out_dims = 0
+    if a.out_dims is not None:
+        out_dims = parse_dims(a.out_dims, [(f"output {j}", v) for j, v in enumerate(fn.outputs)], "--out-dims")
+    if a.batch is None and batch_default is None:
+        raise UsageError("--in-dims needs --batch (an int, or 'dynamic')")
+    batch = parse_batch(a.batch if a.batch is not None else batch_default)
+    return in_dims, out_dims, batch
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _note(msg: str, end="\n"):
+    """A progress note: on stderr, and only when it is a terminal."""
+    if sys.stderr.isatty():
+        print(msg, end=end, file=sys.stderr, flush=True)
 
 
 # --- subcommands -----------------------------------------------------------------------------------
 
 def cmd_trace(a):
-    fn = load_model(a.model, a.arg)
+    fn, outputs = load_model(a.model, a.arg)
     text = fn.text(locations=True) + "\n"
-    if a.output:
-        Path(a.output).write_text(f"# vmapc IR ({fn.name}), traced from {a.model}\n" + text)
-        print(f"wrote {a.output}: {len(fn.inputs)} inputs, {len(fn.eqns)} equations, "
-              f"{len(fn.outputs)} outputs", file=sys.stderr)
-    else:
+    if not a.output:
         sys.stdout.write(text)
-
-
-def _batched(a, fn):
-    from .export import batch_program
-    in_dims = parse_in_dims(a.in_dims, len(fn.inputs))
-    out_dims = parse_in_dims(a.out_dims, len(fn.outputs), "--out-dims") if a.out_dims else 0
-    batch = parse_batch(a.batch)
-    if in_dims is not None:
-        _check_in_dims(fn, in_dims)
-        if batch is None:
-            raise UsageError("--batch is required with --in-dims (an int, or 'dynamic')")
-    elif batch is not None:
-        raise UsageError("--batch needs --in-dims (which inputs carry the batch)")
-    return batch_program(fn, in_dims, out_dims, batch), in_dims, out_dims, batch
+        return
+    header = f"# vmapc IR of {fn.name}, traced from {a.model}\n# outputs: {' '.join(outputs)}\n"
+    try:
+        Path(a.output).write_text(header + text)
+    except OSError as e:
+        raise Failure(f"cannot write {a.output}: {e.strerror or e}") from None
+    _note(f"wrote {a.output}: {fn.name}({', '.join(f'{n}: {v.type}' for n, v in zip(fn.arg_names, fn.inputs))})"
+          f", {len(fn.eqns)} equations")
 
 
 def cmd_show(a):
-    fn = load_model(a.model, a.arg)
-    if a.stage == "traced":
-        print(fn.text(locations=a.locations))
-        return
-    program, in_dims, _, _ = _batched(a, fn)
-    if a.stage == "batched":
-        if in_dims is None:
-            raise UsageError("--stage batched needs --in-dims and --batch")
+    from .export import batch_program
+    fn, _ = load_model(a.model, a.arg)
+    in_dims, out_dims, batch = _batching(a, fn, batch_default="dynamic")
+    if a.stage == "batched" and in_dims is None:
+        raise UsageError("--stage batched needs --in-dims (and optionally --batch; default: dynamic)")
+    program = batch_program(fn, in_dims, out_dims, batch)
+    if a.stage in ("traced", "batched"):
         print(program.text(locations=a.locations))
-        return
-    from .lowering import lower
-    print(lower([program]).text)
+    else:
+        from .lowering import lower
+        from .optimize import simplify
+        targets = parse_targets(a.target)
+        if len(targets) != 1:
+            raise UsageError("--target: show prints the MLIR of one target at a time")
+        print(lower([simplify(program)], target=targets[0]).text)   # what compile compiles
 
 
 def cmd_compile(a):
     from .export import export
-    fn = load_model(a.model, a.arg)
     targets = parse_targets(a.target)
-    _, in_dims, out_dims, batch = _batched(a, fn)
-    tty = sys.stderr.isatty()
+    fn, outputs = load_model(a.model, a.arg)
+    in_dims, out_dims, batch = _batching(a, fn)
     starts = {}
 
     def progress(target, stage):
         if stage == "compiling":
             starts[target] = time.perf_counter()
-            if tty:
-                print(f"  {target}: compiling...", end="\r", file=sys.stderr, flush=True)
-        elif tty:
-            print(f"  {target}: done in {time.perf_counter() - starts[target]:.1f} s   ", file=sys.stderr)
+            _note(f"  {target}: compiling ...", end="\r")
+        else:
+            path = Path(a.output, target.replace(":", "-") + ".vmfb")
+            _note(f"  {target}: compiled in {time.perf_counter() - starts[target]:.1f} s, "
+                  f"{path.stat().st_size / 1024:.0f} KiB -> {path}")
+
+    _note(f"vmapc: compiling {fn.name} for {', '.join(t.label for t in targets)}"
+          + (f" (batch {batch}, in_dims {','.join(str(d) for d in in_dims)})" if in_dims else ""))
     manifest = export(fn, a.output, in_dims=in_dims, out_dims=out_dims, batch=batch, targets=targets,
-                      progress=progress)
+                      outputs=outputs, progress=progress)
     sig = ", ".join(f"{x['name']}: {x['type']}" for x in manifest["inputs"])
-    print(f"wrote {a.output}: {manifest['function']}({sig}) for {', '.join(targets)}")
+    res = ", ".join(f"{x['name']}: {x['type']}" for x in manifest["outputs"])
+    _note(f"wrote {a.output}: {manifest['function']}({sig}) -> ({res})")
 
 
-def _read_input(spec: str):
-    name, sep, path = spec.partition("=")
-    if not sep or not name or not path:
-        raise UsageError(f"bad --input {spec!r}: expected NAME=FILE.npy")
-    try:
-        return name, np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise Failure(f"--input {name}: {path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise Failure(f"--input {name}: cannot read {path}: {e}") from None
+def _read_inputs(specs, names):
+    """{name: array} for --input NAME=FILE.npy, checking the names against the model first."""
+    pairs = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input {spec!r}: expected NAME=FILE.npy")
+        pairs.append((name, path))
+    given = [n for n, _ in pairs]
+    for n in given:
+        if n not in names:
+            raise UsageError(f"--input {n}: the model has no input {n!r} (its inputs: {', '.join(names)})")
+        if given.count(n) > 1:
+            raise UsageError(f"--input {n} is given twice")
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise UsageError(f"missing --input for {', '.join(missing)} (the model takes {', '.join(names)})")
+    arrays = {}
+    for name, path in pairs:
+        try:
+            arrays[name] = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise Failure(f"--input {name}: {path}: no such file") from None
+        except (OSError, ValueError) as e:
+            raise Failure(f"--input {name}: cannot read {path} as a .npy array: {_one_line(e)}") from None
+    return arrays
 
 
 def cmd_run(a):
     from .runtime.artifact import load
     model = load(a.artifact, target=a.target, driver=a.driver)
-    inputs = dict(_read_input(s) for s in a.input)
+    inputs = _read_inputs(a.input, model.input_names)
     t0 = time.perf_counter()
     outs = model(**inputs)
     elapsed = time.perf_counter() - t0
@@ -276,25 +398,34 @@ def cmd_run(a):
         outs = (outs,)
     res = Path(a.output_dir) if a.output_dir else None
     if res is not None:
-        res.mkdir(parents=True, exist_ok=True)
+        try:
+            res.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise Failure(f"--output-dir: cannot create {res}: {e.strerror or e}") from None
     for name, o in zip(model.output_names, outs):
-        line = f"{name}: {o.dtype}{list(o.shape)}"
+        line = f"{name}: {o.dtype}[{', '.join(map(str, o.shape))}]"
         if res is not None:
             np.save(res / f"{name}.npy", o)
             line += f" -> {res / (name + '.npy')}"
         print(line)
-    print(f"ran on {model.target} in {elapsed * 1e3:.2f} ms", file=sys.stderr)
+    print(f"ran {model.name} on {model.target} ({model.driver}) in {elapsed * 1e3:.3f} ms")
 
 
 def cmd_targets(a):
-    from . import targets as _t
-    rows = _t.targets()
+    try:
+        from .targets import targets
+    except ImportError as e:
+        raise Failure(f"the target list is not available in this vmapc ({e})") from None
+    rows = targets()
     if a.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2, default=str))
         return
+    print(f"{'target':8} {'compile':8} {'run':4} devices / reason")
     for r in rows:
-        state = "compile" + (" + run" if r["can_run"] else "")
-        print(f"{r['name']:8} {state:15} {', '.join(r.get('devices') or []) or '-':30} {r.get('reason') or ''}")
+        where = ", ".join(r.get("devices") or []) or "-"
+        why = f"  ({r['reason']})" if r.get("reason") else ""
+        print(f"{r['name']:8} {'yes' if r['can_compile'] else 'no':8} {'yes' if r['can_run'] else 'no':4} "
+              f"{where}{why}")
 
 
 def cmd_rules(a):
@@ -303,6 +434,7 @@ def cmd_rules(a):
     if a.json:
         print(json.dumps(rows, indent=2))
         return
+    print(f"{'op':20} {'family':12} rule")
     for r in rows:
         print(f"{r['op']:20} {r['family']:12} {r['rule']}")
     kinds = {}
@@ -311,55 +443,121 @@ def cmd_rules(a):
     print(f"{len(rows)} ops: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
 
 
+# --- the parser ------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line (and exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+_FMT = argparse.RawDescriptionHelpFormatter
+
+EXAMPLES = {
+    "trace": """examples:
+  vmapc trace model.py:mlp --arg x=f32[64] --arg w1=f32[64,32] --arg w2=f32[32,10] -o mlp.vir
+  vmapc trace model.py:mlp --arg x=x0.npy --arg w1=w1.npy --arg w2=w2.npy   # IR on stdout""",
+    "show": """examples:
+  vmapc show mlp.vir                                        # the traced program
+  vmapc show mlp.vir --in-dims 0,None,None --stage batched  # batch dims after @
+  vmapc show mlp.vir --in-dims 0,None,None --batch 256 --stage mlir""",
+    "compile": """examples:
+  vmapc compile mlp.vir --in-dims 0,None,None --batch dynamic -o out/
+  vmapc compile model.py:mlp --arg x=f32[64] --arg w1=f32[64,32] --arg w2=f32[32,10] \\
+      --in-dims 0,None,None --batch 256 --target cpu,vulkan -o out/
+
+writes OUT/<target>.vmfb per target, OUT/model.vir, OUT/batched.vir and
+OUT/manifest.json (see docs/cli.md). Progress is shown when stderr is a terminal.""",
+    "run": """example:
+  vmapc run out/ --input x=xs.npy --input w1=w1.npy --input w2=w2.npy --output-dir res/
+
+prints one line per result (name: dtype[shape]) and the time of the call.""",
+}
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="vmapc", description="vmapc: a batching compiler for Python.")
+    p = _Parser(prog="vmapc", formatter_class=_FMT,
+                description="vmapc: a batching compiler for Python. Trace a NumPy function written for one "
+                            "example,\nbatch it, compile it with IREE and run it.",
+                epilog="Run 'vmapc COMMAND --help' for each command; docs/cli.md is the reference.\n"
+                       "Exit status: 0 success, 1 failure, 2 wrong command line.")
     p.add_argument("--version", action="version", version=f"vmapc {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def model_args(sp):
-        sp.add_argument("model", help="FILE.py:FUNCTION or a .vir file")
+        sp.add_argument("model", metavar="MODEL",
+                        help="FILE.py:FUNCTION (traced at the --arg specs) or a .vir file from 'vmapc trace'")
         sp.add_argument("--arg", action="append", default=[], metavar="NAME=SPEC",
-                        help="argument spec for a Python model: NAME=f32[784] or NAME=example.npy")
+                        help="one per parameter of a Python model, for ONE example: NAME=f32[784] "
+                             "(dtype[shape]; f32[] is a scalar) or NAME=example.npy (its shape and dtype)")
 
-    def batch_args(sp):
-        sp.add_argument("--in-dims", help="per input: its batch axis or None, e.g. 0,None")
-        sp.add_argument("--out-dims", help="per output: its batch axis or None (default 0)")
-        sp.add_argument("--batch", help="batch size: an int, or 'dynamic'")
+    def batch_args(sp, batch_help):
+        sp.add_argument("--in-dims", metavar="DIMS",
+                        help="per input, in order: the axis that carries the batch, or None for inputs "
+                             "shared by every example (e.g. 0,None,None); negative axes count from "
+                             "the end")
+        sp.add_argument("--out-dims", metavar="DIMS",
+                        help="per output (or one for all): where the batch axis goes, or None (default 0)")
+        sp.add_argument("--batch", metavar="N|dynamic", help=batch_help)
 
-    s = sub.add_parser("trace", help="trace a Python function into an IR file")
+    s = sub.add_parser("trace", help="trace a Python function into an IR file (.vir)", formatter_class=_FMT,
+                       description="Trace FILE.py:FUNCTION for one example at the --arg specs and write "
+                                   "its IR\n(the text form of docs/ir.md, with source lines).",
+                       epilog=EXAMPLES["trace"])
     model_args(s)
-    s.add_argument("-o", "--output", help="the .vir file to write (default: stdout)")
+    s.add_argument("-o", "--output", metavar="FILE.vir", help="the IR file to write (default: stdout)")
     s.set_defaults(func=cmd_trace)
 
-    s = sub.add_parser("show", help="print a stage of a model: traced, batched or mlir")
+    s = sub.add_parser("show", help="print a stage of a model: traced, batched or mlir", formatter_class=_FMT,
+                       description="Print one stage of a model: the traced IR, the batched IR (each value's "
+                                   "batch dim\nafter @) or the MLIR handed to IREE.",
+                       epilog=EXAMPLES["show"])
     model_args(s)
-    batch_args(s)
-    s.add_argument("--stage", choices=STAGES, default="traced")
+    batch_args(s, "batch size for the batched and mlir stages: an int, or 'dynamic' (the default here)")
+    s.add_argument("--stage", choices=STAGES, default="traced",
+                   help="traced (default), batched (needs --in-dims) or mlir (batched when --in-dims is given)")
     s.add_argument("--locations", action="store_true", help="show each equation's source line")
+    s.add_argument("--target", default="cpu", metavar="T",
+                   help="the target the mlir stage is lowered for (default: cpu)")
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("compile", help="compile a model into a deployable artifact directory")
+    s = sub.add_parser("compile", help="compile a model into a deployable artifact directory",
+                       formatter_class=_FMT,
+                       description="Batch a model and compile it with IREE for each target into an artifact "
+                                   "directory\nthat 'vmapc run' and vmapc.load() execute without the compiler.",
+                       epilog=EXAMPLES["compile"])
     model_args(s)
-    batch_args(s)
-    s.add_argument("--target", default="cpu", help="comma-separated targets: cpu, vulkan, cuda")
-    s.add_argument("-o", "--output", required=True, help="artifact directory to write")
+    batch_args(s, "batch size, required with --in-dims: an int (static shapes, any target), or 'dynamic' "
+                  "(one module for every batch size; best on cpu)")
+    s.add_argument("--target", default="cpu", metavar="T[,T...]",
+                   help="comma-separated targets: cpu, vulkan, cuda, or FAMILY:OPTION such as cpu:generic "
+                        "(a portable CPU build) or cuda:sm_90a (default: cpu; see 'vmapc targets')")
+    s.add_argument("-o", "--output", required=True, metavar="OUT", help="the artifact directory to write")
     s.set_defaults(func=cmd_compile)
 
-    s = sub.add_parser("run", help="run a compiled artifact on .npy inputs")
-    s.add_argument("artifact", help="directory written by `vmapc compile`")
-    s.add_argument("--target", help="which build to run (default: the first that runs here)")
-    s.add_argument("--driver", help="IREE runtime driver (e.g. local-sync, local-task)")
-    s.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
-    s.add_argument("--output-dir", help="write each result as NAME.npy here")
+    s = sub.add_parser("run", help="run a compiled artifact on .npy inputs", formatter_class=_FMT,
+                       description="Run an artifact written by 'vmapc compile' on .npy inputs, one per "
+                                   "model input.", epilog=EXAMPLES["run"])
+    s.add_argument("artifact", metavar="OUT", help="the artifact directory written by 'vmapc compile'")
+    s.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="one per model input (the names are in OUT/manifest.json)")
+    s.add_argument("--target", help="which build to run (default: the first of cpu, cuda, vulkan that runs here)")
+    s.add_argument("--driver", help="IREE runtime driver, e.g. local-sync or local-task (default: the build's)")
+    s.add_argument("--output-dir", metavar="DIR", help="write each result as DIR/NAME.npy")
     s.set_defaults(func=cmd_run)
 
-    s = sub.add_parser("targets", help="list compilation targets and whether they run here")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("targets", help="list compilation targets and whether they compile and run here",
+                       description="List the compilation targets, whether each can compile and run here, "
+                                   "its devices, and why not.")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_targets)
 
-    s = sub.add_parser("rules", help="list every op with its family and kind of batching rule")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("rules", help="list every op with its family and kind of batching rule",
+                       description="List every IR op with its family and the kind of its batching rule "
+                                   "(native, family or fallback).")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_rules)
     return p
 
@@ -369,25 +567,57 @@ def _version():
     return __version__
 
 
+def _join_dims(argv):
+    """`--in-dims -1,None` -> `--in-dims=-1,None`: argparse would read -1,None as an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("--in-dims", "--out-dims") and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)       # exits with status 2 on usage errors
+    args = parser.parse_args(_join_dims(sys.argv[1:] if argv is None else list(argv)))
+    prefix = f"vmapc {args.command}: error:"
     try:
         args.func(args)
+        sys.stdout.flush()
     except UsageError as e:
-        parser.exit(2, f"vmapc {args.command}: error: {e}\n")
+        print(f"{prefix} {_one_line(e)}", file=sys.stderr)
+        return 2
     except Failure as e:
-        print(f"vmapc {args.command}: error: {e}", file=sys.stderr)
+        print(f"{prefix} {_one_line(e)}", file=sys.stderr)
         return 1
     except VmapcError as e:
-        msg = str(e).replace("\n", " ")
-        print(f"vmapc {args.command}: error: {type(e).__name__}: {msg}", file=sys.stderr)
+        where = ""
+        if e.loc is not None:
+            src = e.loc.source()
+            where = f" (at {e.loc}" + (f": {src})" if src else ")")
+        msg = _one_line(e.message)
+        details = getattr(e, "details", None)
+        if details and "details" in msg:     # a compiler crash: its first line says why
+            first = next((ln.strip() for ln in str(details).splitlines() if ln.strip()), "")
+            msg = re.sub(r";? ?its output is in this error's \.details", "", msg) + f": {first[:300]}"
+        print(f"{prefix} {type(e).__name__}: {msg}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("vmapc: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError:  # e.g. `vmapc rules | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:
+        if os.environ.get("VMAPC_DEBUG"):
+            raise
+        print(f"{prefix} internal error: {type(e).__name__}: {_one_line(e)} "
+              "(set VMAPC_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

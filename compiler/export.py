@@ -1,9 +1,10 @@
 """Writing deployable artifacts: ``vmapc.export`` and ``vmapc compile`` on the command line.
 
-``export(program, out_dir, in_dims=..., batch=..., targets=[...])`` batches a traced
-program (or a Python function traced at given specs), compiles it for each
-target and writes an artifact directory that :func:`vmapc.load` (runtime only)
-can run. See :mod:`vmapc.runtime.artifact` for the layout and the manifest.
+``export(fn, out_dir, in_dims=..., batch=..., targets=[...])`` batches a traced
+program (or a Python function, traced at the example ``args`` given), compiles
+it for each target and writes an artifact directory that :func:`vmapc.load`
+runs with only ``iree-base-runtime`` and NumPy. The layout and the manifest are
+described in :mod:`vmapc.runtime.artifact` and ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
-from . import __version__
 from .errors import ArtifactError, BatchingError
 from .ir import Function
-from .runtime.artifact import FORMAT, VERSION, sha256_file
 from .shapes import Sym
 from .vmap import vmap
 
@@ -38,65 +38,142 @@ def _atomic_write(path: Path, data: bytes):
 
 def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
     """The program to compile: `fn` itself without in_dims, else `fn` batched at
-    `batch` (an int, or "dynamic" for a symbolic batch size)."""
+    `batch` (an int, or "dynamic" for a symbolic batch size ``B``)."""
     if in_dims is None:
+        if batch is not None:
+            raise BatchingError("a batch size needs in_dims (which inputs carry the batch)")
         return fn
     if batch is None:
         raise BatchingError("a batch size is needed with in_dims: an int, or 'dynamic'")
-    size = Sym(BATCH_SYMBOL) if batch == "dynamic" else batch
-    if not isinstance(size, Sym) and (not isinstance(size, int) or size < 1):
+    if batch == "dynamic":
+        size = Sym(BATCH_SYMBOL)
+    elif isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1:
+        size = batch
+    else:
         raise BatchingError(f"the batch size must be a positive int or 'dynamic', got {batch!r}")
     return vmap(fn, in_dims=in_dims, out_dims=out_dims, axis_size=size)
 
 
-def export(fn: Function, out_dir, *, in_dims=None, out_dims=0, batch=None, targets=("cpu",),
-           progress=None) -> dict:
+def output_names(out_tree=None, n: int = 1) -> list:
+    """Names for a function's outputs, from the structure it returns: a dict's keys
+    (``{"logits": ..}`` -> ``logits``), else ``out`` for a single array and
+    ``out0``, ``out1``, ... (``out1_0`` for nested tuples) for several."""
+    from . import pytree
+    paths = pytree.leaf_paths(out_tree) if out_tree is not None else None
+    if paths is None or len(paths) != n:
+        paths = [""] if n == 1 else [f"[{j}]" for j in range(n)]
+    names, used = [], set()
+    for j, p in enumerate(paths):
+        parts = [s.strip("'\"") for s in re.findall(r"\[([^\]]*)\]", p)]
+        if not parts:
+            name = "out"
+        elif parts[0].isdigit():
+            name = "out" + "_".join(parts)
+        else:
+            name = "_".join(parts)
+        name = re.sub(r"\W", "_", name)
+        if not name.isidentifier() or name in used:
+            name = f"out{j}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def _normalize(dims, values):
+    return [None if d is None else int(d) % (v.rank + 1) for d, v in zip(dims, values)]
+
+
+def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targets=("cpu",),
+           outputs=None, progress=None) -> dict:
     """Batch, compile and write an artifact directory; returns the manifest.
 
-    `fn` is a traced program (see :func:`vmapc.trace`). `in_dims` lists, per input,
-    where its batch axis will be (None: shared); `out_dims` likewise per output.
-    `progress(target, stage)` is called as each target starts and ends."""
-    from .driver import compile_mlir, get_target
+    `fn` is a traced program (see :func:`vmapc.trace`), or a Python function with
+    `args`, the specs or arrays of one example (``args=(vmapc.f32[784], w)``).
+    `in_dims` lists, per input, where its batch axis will be (None: shared);
+    `out_dims`, per output or one for all; `batch` is an int or ``"dynamic"``.
+    `outputs` names the results (default: from the structure `fn` returns).
+    `progress(target, stage)` is called with "compiling" and "done" per target."""
+    from . import __version__
+    from .driver import compile_mlir
     from .lowering import lower
+    from .optimize import simplify
+    from .targets import get_target
+    from .runtime.artifact import FORMAT, VERSION, sha256_file
 
-    targets = [get_target(t) for t in targets]
-    program = batch_program(fn, in_dims, out_dims, batch)
+    if not isinstance(fn, Function):
+        if args is None:
+            raise TypeError("vmapc.export: give `args` (one example's specs or arrays) to trace a Python "
+                            "function, or pass a traced program (vmapc.trace)")
+        from .tracing import trace_flat
+        fn, _, out_tree, _ = trace_flat(fn, tuple(args), {})
+        outputs = outputs or output_names(out_tree, len(fn.outputs))
+    elif args is not None:
+        raise TypeError("vmapc.export: `args` is for Python functions; a traced program has its types")
+    if in_dims is not None and not isinstance(in_dims, (list, tuple)):
+        in_dims = [in_dims] * len(fn.inputs)
+    if in_dims is not None and all(d is None for d in in_dims):
+        raise BatchingError("vmapc.export: in_dims are all None; batch at least one input")
+    if isinstance(targets, str):
+        targets = [targets]
+    targets = list({t.label: t for t in (get_target(t) for t in targets)}.values())
+    if not targets:
+        raise BatchingError("vmapc.export: no targets")
+    # what is compiled: the batched program, simplified as vmapc.compile does (same signature)
+    program = simplify(batch_program(fn, in_dims, out_dims, batch))
+    names_out = list(outputs) if outputs is not None else output_names(getattr(fn, "out_tree", None),
+                                                                       len(fn.outputs))
+    if len(names_out) != len(fn.outputs) or len(set(names_out)) != len(names_out):
+        raise ValueError(f"vmapc.export: outputs must be {len(fn.outputs)} distinct names, got {names_out}")
+    for t in targets:           # every target's dtype/op check before the first (slow) compile
+        t.check([program])
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # An old manifest must not describe the new files while they are being written.
+        (out / "manifest.json").unlink(missing_ok=True)
     except OSError as e:
-        raise ArtifactError(f"cannot create {out}: {e}") from None
-    lowered = lower([program])
+        raise ArtifactError(f"cannot write the artifact directory {out}: {e}") from None
+    lowered_by_key: dict = {}
     entries = {}
     for t in targets:
         if progress:
-            progress(t.name, "compiling")
+            progress(t.label, "compiling")
+        lowered = lowered_by_key.get(t.lowering_key)
+        if lowered is None:
+            lowered = lowered_by_key[t.lowering_key] = lower([program], target=t)
         vmfb = compile_mlir(lowered, t)
-        path = out / f"{t.name}.vmfb"
+        path = out / (t.label.replace(":", "-") + ".vmfb")
         _atomic_write(path, vmfb)
-        entries[t.name] = {"file": path.name, "flags": list(t.flags), "driver": t.driver,
-                           "sha256": sha256_file(path)}
+        flags = list(t.flags) + (list(t.libm_flags) if lowered.needs_libm else [])
+        entries[t.label] = {"file": path.name, "target": t.name, "options": dict(t.options), "flags": flags,
+                            "module_attrs": [name for name, _ in t.module_attrs],
+                            "driver": t.choose_driver([program]), "output_storage": bool(t.output_storage),
+                            "sha256": sha256_file(path), "bytes": len(vmfb)}
         if progress:
-            progress(t.name, "done")
+            progress(t.label, "done")
     _atomic_write(out / "model.vir", (fn.text(locations=True) + "\n").encode())
-    if program is not fn:
+    if in_dims is not None:
         _atomic_write(out / "batched.vir", (program.text(locations=True) + "\n").encode())
-    names = fn.arg_names or [f"arg{i}" for i in range(len(fn.inputs))]
-    per_in = list(in_dims) if in_dims is not None else [None] * len(fn.inputs)
-    per_out = out_dims if isinstance(out_dims, (list, tuple)) else [out_dims] * len(fn.outputs)
+    elif (out / "batched.vir").exists():
+        (out / "batched.vir").unlink()
+    names_in = fn.arg_names or [f"arg{i}" for i in range(len(fn.inputs))]
     if in_dims is None:
-        per_out = [None] * len(fn.outputs)
+        per_in, per_out = [None] * len(fn.inputs), [None] * len(fn.outputs)
+    else:
+        per_in = _normalize(in_dims, fn.inputs)
+        outs = list(out_dims) if isinstance(out_dims, (list, tuple)) else [out_dims] * len(fn.outputs)
+        per_out = _normalize(outs, fn.outputs)
     from iree.compiler import version as iv
     manifest = {
         "format": FORMAT, "version": VERSION,
         "function": fn.name, "entry": program.name,
         "inputs": [{"name": n, "type": str(pv.type), "example_type": str(v.type), "in_dim": d}
-                   for n, v, pv, d in zip(names, fn.inputs, program.inputs, per_in)],
-        "outputs": [{"name": f"out{j}", "type": str(pv.type), "example_type": str(v.type),
-                     "out_dim": None if d is None else int(d) % (v.rank + 1)}
-                    for j, (v, pv, d) in enumerate(zip(fn.outputs, program.outputs, per_out))],
+                   for n, v, pv, d in zip(names_in, fn.inputs, program.inputs, per_in)],
+        "outputs": [{"name": n, "type": str(pv.type), "example_type": str(v.type), "out_dim": d}
+                    for n, v, pv, d in zip(names_out, fn.outputs, program.outputs, per_out)],
         "in_dims": per_in, "out_dims": per_out,
         "batch": batch if in_dims is not None else None,
+        "batch_symbol": BATCH_SYMBOL if batch == "dynamic" and in_dims is not None else None,
         "targets": entries,
         "vmapc_version": __version__, "iree_version": iv.VERSION,
         "ir_hash": hashlib.sha256(program.canonical().encode()).hexdigest(),
