@@ -93,7 +93,14 @@ class UnsupportedError(TracingError, NotImplementedError):
 
 
 class ShapeError(TracingError, ValueError):
-    """Operands whose shapes do not fit the operation (broadcasting, reshape sizes, axes)."""
+    """Operands whose shapes do not fit the operation (broadcasting, reshape sizes, axes), or
+    a shape too big for compiled code (more than 2**63 - 1 bytes)."""
+
+
+class OutOfBoundsError(ShapeError, IndexError):
+    """A static index or axis outside an array's bounds (``x[7]`` of a 4-vector, ``axis=3``
+    of a matrix), where NumPy raises ``IndexError`` or ``AxisError``. (Traced indices
+    cannot be checked while tracing: compiled code clamps them, see ``docs/ir.md``.)"""
 
 
 class DTypeError(TracingError, TypeError):
@@ -139,6 +146,11 @@ class CallError(VmapcError, TypeError):
 
 class ArtifactError(VmapcError, ValueError):
     """A compiled artifact directory or ``.vmfb`` that is missing, corrupt or mismatched."""
+
+
+class ExecutionError(VmapcError, RuntimeError):
+    """Compiled code failed while running: IREE could not allocate memory for a result
+    (``RESOURCE_EXHAUSTED``) or the device failed. The message carries IREE's status."""
 
 
 # --- warnings ----------------------------------------------------------------------------------

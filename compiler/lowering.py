@@ -394,10 +394,12 @@ def _abs(x, dtype):
 
 @_via_f32
 def _sigmoid(x, dtype):
-    # as the reference: 1/(1+exp(-|x|)) for x >= 0, one minus that otherwise
+    # as the reference: with e = exp(-|x|), 1/(1+e) for x >= 0 and e/(1+e) otherwise
+    # (1 - 1/(1+e) lost every digit for very negative x: 1e-3 relative error at x = -9.7)
     one = const(dtype, 1)
-    pos = arith.divf(one, arith.addf(one, mathd.exp(arith.negf(mathd.absf(x)))))
-    return select(cmp("ge", x, const(dtype, 0), dtype), pos, arith.subf(one, pos))
+    e = mathd.exp(arith.negf(mathd.absf(x)))
+    d = arith.addf(one, e)
+    return select(cmp("ge", x, const(dtype, 0), dtype), arith.divf(one, d), arith.divf(e, d))
 
 
 def _rsqrt(x, dtype):
@@ -445,7 +447,7 @@ _UNARY = {
     "log1p": _via_f32(_log1p), "sqrt": _math1("sqrt"), "rsqrt": _rsqrt,
     "reciprocal": lambda x, dtype: arith.divf(const(dtype, 1), x),
     "sin": _trig("sin"), "cos": _trig("cos"), "tan": _trig("tan"), "tanh": _math1("tanh"),
-    "arcsin": _math1("asin"), "arccos": _math1("acos"), "arctan": _math1("atan"),
+    "arcsin": _math1("asin"), "arccos": _math1("acos"), "arctan": _trig("atan"),
     "sinh": _via_f32(_sinh), "cosh": _via_f32(_cosh), "sigmoid": _sigmoid, "erf": _erf,
     "floor": lambda x, dtype: mathd.floor(x), "ceil": lambda x, dtype: mathd.ceil(x),
     "round": _round,  # half to even, as np.round
@@ -591,7 +593,10 @@ def _atan2(y, x, dtype):
                               dt.FLOAT32), dt.FLOAT32, dtype)
     c = lambda v: const(dtype, v)  # noqa: E731
     sgn = lambda v: mathd.copysign(c(v), y)  # noqa: E731
-    r = mathd.atan2(y, x)
+    if dtype == dt.FLOAT32 and _f64_math():   # IREE's float32 atan2 is 40 ulps off: libm's float64
+        r = convert(mathd.atan2(convert(y, dtype, dt.FLOAT64), convert(x, dtype, dt.FLOAT64)), dt.FLOAT64, dtype)
+    else:
+        r = mathd.atan2(y, x)
     x_neg = cmp("lt", mathd.copysign(c(1), x), c(0), dtype)  # also -0.0
     y_zero, x_zero = cmp("eq", y, c(0), dtype), cmp("eq", x, c(0), dtype)
     y_inf, x_inf = _isinf(y, dtype), _isinf(x, dtype)
@@ -1061,21 +1066,27 @@ def _clamp_index(lctx, i, n):
     return arith.minsi(arith.maxsi(i, zero), hi)
 
 
+# The gathers read their indices with tensor.extract too, not as an input of the generic:
+# IREE 3.13 propagates a transpose of a narrow (i8/i16/i32) index tensor into a generic
+# that takes it as an input, ignoring that the body's linalg.index ops then refer to
+# permuted loops (wrong elements gathered; tests/test_regressions.py).
+
 def _take_rule(lctx, eqn, xs):
     x, idx = xs
     xt, it, out = eqn.inputs[0].type, eqn.inputs[1].type, eqn.outputs[0].type
     axis, bd = eqn.attrs["axis"], eqn.attrs["batch_dims"]
     n = lctx.dim(xt.shape[axis])
     k = it.rank - bd  # the index's own dims land at out[axis : axis + k]
-    idx_map = list(range(bd)) + list(range(axis, axis + k))
+    idx_dims = list(range(bd)) + list(range(axis, axis + k))
     init = lctx.empty(out.shape, out.dtype)
 
     def body(args):
-        i = _clamp_index(lctx, lctx.extract_index(args[0], it.dtype), n)
+        raw = tensor.extract(idx, [loop_index(d) for d in idx_dims])
+        i = _clamp_index(lctx, lctx.extract_index(raw, it.dtype), n)
         pos = ([loop_index(d) for d in range(axis)] + [i]
                + [loop_index(d) for d in range(axis + k, out.rank)])
         return [tensor.extract(x, pos)]
-    return lctx.generic([idx], [idx_map], [init], [list(range(out.rank))], out.rank, body)
+    return lctx.generic([], [], [init], [list(range(out.rank))], out.rank, body)
 
 
 def _take_along_axis_rule(lctx, eqn, xs):
@@ -1086,12 +1097,13 @@ def _take_along_axis_rule(lctx, eqn, xs):
     init = lctx.empty(out.shape, out.dtype)
 
     def body(args):
-        i = _clamp_index(lctx, lctx.extract_index(args[0], it.dtype), n)
+        ipos = [index_const(0) if it.shape[d] == 1 and out.shape[d] != 1 else loop_index(d)
+                for d in range(out.rank)]
+        i = _clamp_index(lctx, lctx.extract_index(tensor.extract(idx, ipos), it.dtype), n)
         pos = [i if d == axis else index_const(0) if xt.shape[d] == 1 and out.shape[d] != 1
                else loop_index(d) for d in range(out.rank)]
         return [tensor.extract(x, pos)]
-    return lctx.generic([idx], [broadcast_exprs(it.shape, out.shape)], [init],
-                        [list(range(out.rank))], out.rank, body)
+    return lctx.generic([], [], [init], [list(range(out.rank))], out.rank, body)
 
 
 def _dynamic_slice_rule(lctx, eqn, xs):
@@ -1196,7 +1208,7 @@ LOWERINGS.update({
 # (self-contained) executables lack: a module using them is linked against the system's
 # libm (see vmapc.driver.Target.libm_flags). sin/cos/tan are computed in float64 for
 # every dtype; the others need libm for float64 only.
-LIBM_OPS = {"sin", "cos", "tan"}
+LIBM_OPS = {"sin", "cos", "tan", "arctan", "arctan2"}   # IREE's float32 atan/atan2 are 40 ulps off
 LIBM_F64_OPS = {"tanh", "arcsin", "arccos", "arctan", "arctan2", "floor_divide", "remainder"}
 
 

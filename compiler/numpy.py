@@ -33,7 +33,7 @@ import string
 import numpy as _np
 
 from . import dtypes as dt
-from .errors import DTypeError, ShapeError, TracingError, UnsupportedError
+from .errors import DTypeError, OutOfBoundsError, ShapeError, TracingError, UnsupportedError
 from .shapes import broadcast_shapes
 from .tracing import Tracer, _python_arithmetic, current, to_var, user_loc
 
@@ -76,7 +76,7 @@ def _ctx():
     c = current()
     if c is None:
         raise TracingError("vmapc.numpy was given a tracer outside of any trace (a traced value "
-                           "escaped its function)")
+                           "escaped its function)", user_loc())
     return c
 
 
@@ -576,7 +576,7 @@ def _axes(axis, rank, fname, scalar_ok=False):
             raise ShapeError(f"{fname}: axis must be an int or a tuple of ints, got {a!r}", user_loc())
         a = int(a)
         if not -rank <= a < rank:
-            raise ShapeError(f"{fname}: axis {a} is out of bounds for array of dimension {rank}",
+            raise OutOfBoundsError(f"{fname}: axis {a} is out of bounds for array of dimension {rank}",
                              user_loc())
         out.append(a % rank)
     if len(set(out)) != len(out):
@@ -1510,7 +1510,8 @@ def _index_var(i, n=None, axis=None):
     if n is not None:
         bad = a[(a < -n) | (a >= n)]
         if bad.size:
-            raise ShapeError(f"index {bad.flat[0]} is out of bounds for axis {axis} with size {n}", user_loc())
+            raise OutOfBoundsError(f"index {bad.flat[0]} is out of bounds for axis {axis} with size {n}",
+                                   user_loc())
     return _b().constant(a.astype(_np.int64))
 
 
@@ -1587,7 +1588,7 @@ def _getitem(x, key):
         elif isinstance(k, (int, _np.integer)) and not isinstance(k, bool):
             i = int(k)
             if not -n <= i < n:
-                raise ShapeError(f"index {i} is out of bounds for axis {dim} with size {n}", user_loc())
+                raise OutOfBoundsError(f"index {i} is out of bounds for axis {dim} with size {n}", user_loc())
             i %= n
             start.append(i), limit.append(i + 1), step.append(1)
             out_shape.append(None)   # dropped below
@@ -1923,7 +1924,7 @@ def supported_functions() -> list:
 
 # The public API (``from vmapc.numpy import *``, docs/numpy.md): NumPy's names, the dtypes
 # and constants, and vmapc's extensions; not the modules and helpers imported above.
-_INTERNAL = {"annotations", "Tracer", "DTypeError", "ShapeError", "TracingError", "UnsupportedError",
+_INTERNAL = {"annotations", "Tracer", "DTypeError", "OutOfBoundsError", "ShapeError", "TracingError", "UnsupportedError",
              "broadcast_shapes", "current", "to_var", "user_loc"}
 __all__ = sorted(n for n, v in globals().items()
                  if not n.startswith("_") and n not in _INTERNAL and not isinstance(v, type(_np)))

@@ -58,7 +58,28 @@ def infer_types(op: str, in_types, attrs: dict):
         raise IRError(f"unknown op {op!r}") from None
     if set(attrs) != set(d.attrs):
         raise IRError(f"op {op} takes attributes {sorted(d.attrs)}, got {sorted(attrs)}")
-    return d.infer(list(in_types), **attrs)
+    types = d.infer(list(in_types), **attrs)
+    for t in types:
+        check_size(t.shape, t.dtype, f"{op}: the result")
+    return types
+
+
+# Compiled code (MLIR, IREE) indexes memory with 64-bit integers: an array must have
+# fewer than 2**63 bytes. Bigger shapes are refused where they appear, not left to overflow.
+MAX_BYTES = 2 ** 63 - 1
+
+
+def check_size(shape, dtype, what: str = "an array"):
+    """Raise ShapeError if an array of `shape` and `dtype` would not fit in 2**63 bytes
+    (symbolic dims count as 1)."""
+    n = 1
+    for d in shape:
+        if isinstance(d, int):
+            n *= d
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes > MAX_BYTES:
+        raise ShapeError(f"{what} would have shape {_fmt_shape(shape)} of {np.dtype(dtype)}: {n} elements, "
+                         f"{nbytes} bytes, more than the 2**63 - 1 bytes compiled code can address")
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -32,8 +32,10 @@ def _compose(p1, p2):
 
 
 def _attr_key(e: Eqn):
+    # the result types too: a constant's printed value says neither its dtype nor its shape
     return (e.op, tuple(id(v) for v in e.inputs),
-            tuple((k, fmt_attr(v)) for k, v in sorted(e.attrs.items())))
+            tuple((k, fmt_attr(v)) for k, v in sorted(e.attrs.items())),
+            tuple(v.type for v in e.outputs))
 
 
 def _fold_dot_operand(e: Eqn, side: int, perm) -> dict | None:

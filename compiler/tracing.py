@@ -20,6 +20,7 @@ enclosing scope become constants; Python numbers stay "weak" (NEP 50), so
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import sys
 import threading
@@ -29,7 +30,7 @@ import numpy as np
 from . import dtypes as dt
 from . import pytree
 from .errors import (Loc, TracerBoolConversionError, TracerConversionError, TracingError,
-                     UnsupportedError)
+                     UnsupportedError, VmapcError)
 from .ir import Builder, Function, TensorType, Var
 
 # Frames in these folders are vmapc's (or NumPy's dispatch machinery), not the user's.
@@ -45,15 +46,35 @@ def register_internal_dir(path: str):
     _SKIP_DIRS = _SKIP_DIRS + (os.path.abspath(path),)
 
 
+def _is_user_file(fname: str) -> bool:
+    return not fname.startswith(_SKIP_DIRS) and not fname.startswith("<frozen")
+
+
 def user_loc(depth: int = 1) -> Loc | None:
     """The innermost stack frame outside vmapc and NumPy: the user's line."""
     f = sys._getframe(depth)
     while f is not None:
-        fname = f.f_code.co_filename
-        if not fname.startswith(_SKIP_DIRS) and not fname.startswith("<frozen"):
-            return Loc(fname, f.f_lineno)
+        if _is_user_file(f.f_code.co_filename):
+            return Loc(f.f_code.co_filename, f.f_lineno)
         f = f.f_back
     return None
+
+
+def traceback_loc(tb) -> Loc | None:
+    """The innermost user frame of a traceback: the user's line that called into vmapc
+    when an exception was raised inside it."""
+    found = None
+    while tb is not None:
+        if _is_user_file(tb.tb_frame.f_code.co_filename):
+            found = Loc(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def function_loc(fn) -> Loc | None:
+    """Where a Python function is defined (its ``def`` line), if it has code."""
+    code = getattr(inspect.unwrap(fn) if callable(fn) else fn, "__code__", None)
+    return Loc(code.co_filename, code.co_firstlineno) if code is not None else None
 
 
 class ShapeDtype:
@@ -64,8 +85,19 @@ class ShapeDtype:
     __slots__ = ("shape", "dtype")
 
     def __init__(self, shape, dtype):
+        from .errors import ShapeError
+        from .ops import check_size
         self.shape = tuple(int(d) for d in shape)
-        self.dtype = dt.canonical(dtype)
+        try:
+            self.dtype = dt.canonical(dtype)
+        except VmapcError as err:
+            raise err.with_loc(user_loc())
+        if any(d < 0 for d in self.shape):
+            raise ShapeError(f"negative dimensions are not allowed, got shape {self.shape}", user_loc())
+        try:
+            check_size(self.shape, self.dtype, "the spec")
+        except VmapcError as err:
+            raise err.with_loc(user_loc())
 
     @property
     def ndim(self):
@@ -193,7 +225,7 @@ class Tracer:
 
     @property
     def size(self):
-        return int(np.prod(self.ir_var.shape, dtype=np.int64))
+        return math.prod(self.ir_var.shape)   # Python ints: no int64 overflow
 
     @property
     def itemsize(self):
@@ -386,7 +418,8 @@ def abstractify(x, what: str):
         return TensorType(x.shape, x.dtype)
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype == object:
-            raise TracingError(f"{what} is a NumPy array of dtype object; vmapc needs numeric arrays")
+            raise TracingError(f"{what} is a NumPy array of dtype object; vmapc needs numeric arrays",
+                               user_loc())
         return TensorType(x.shape, dt.canonical(x.dtype, what))
     if isinstance(x, Tracer):
         return x.ir_var.type
@@ -397,9 +430,9 @@ def abstractify(x, what: str):
             pass
     if isinstance(x, (list, tuple)):
         raise TracingError(f"{what} is a {type(x).__name__}; pass an array (np.asarray(...)) or a spec "
-                           "such as vmapc.f32[3]")
+                           "such as vmapc.f32[3]", user_loc())
     raise TracingError(f"{what} has type {type(x).__name__}, which is not an array, a shape spec "
-                       "(vmapc.f32[...]) or a Python number")
+                       "(vmapc.f32[...]) or a Python number", user_loc())
 
 
 def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
@@ -423,7 +456,10 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
     with TraceContext() as ctx:
         in_vars, tracers, weak = [], [], []
         for i, leaf in enumerate(leaves):
-            t = abstractify(leaf, f"argument `{leaf_names[i]}`")
+            try:
+                t = abstractify(leaf, f"argument `{leaf_names[i]}`")
+            except VmapcError as err:
+                raise err.with_loc(user_loc())
             if t is None:
                 kind = bool if isinstance(leaf, bool) else int if isinstance(leaf, int) else float
                 v = Var(TensorType((), {bool: dt.BOOL, int: dt.INT64, float: dt.FLOAT64}[kind]))
@@ -436,11 +472,18 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
                 tracers.append(Tracer(v, ctx))
                 weak.append(False)
         a, k = pytree.unflatten(in_tree, tracers)
-        out = fn(*a, **k)
+        try:
+            out = fn(*a, **k)
+        except VmapcError as err:
+            # an error inside the user's function: point at the user's line that called vmapc
+            raise err.with_loc(traceback_loc(err.__traceback__))
         out_leaves, out_tree = pytree.flatten(out)
         out_vars = []
         for j, o in enumerate(out_leaves):
-            out_vars.append(to_var(ctx, o, f"output {j}"))
+            try:
+                out_vars.append(to_var(ctx, o, f"output {j}"))
+            except VmapcError as err:   # what the function returns: point at the function
+                raise err.with_loc(function_loc(fn) or user_loc())
     captured = [t for t, _ in ctx.captured.values()]
     in_vars += [v for _, v in ctx.captured.values()]
     leaf_names += [f"captured{i}" for i in range(len(captured))]
@@ -460,14 +503,15 @@ def to_var(ctx: TraceContext, x, what: str) -> Var:
             return ctx.capture(x)
         if x.ctx is not ctx:
             raise TracingError(f"{what} is a tracer from another (finished or outer) trace: a traced "
-                               "value escaped its function, for example through a global or a closure")
+                               "value escaped its function, for example through a global or a closure",
+                               user_loc())
         return x.ir_var
     if isinstance(x, (bool, int, float)):
         return ctx.builder.constant(np.asarray(x))
     if isinstance(x, (np.ndarray, np.generic)):
         return ctx.constant(np.asarray(x))
     raise TracingError(f"{what} has type {type(x).__name__}; a traced function must return arrays "
-                       "(or tuples, lists and dicts of arrays)")
+                       "(or tuples, lists and dicts of arrays)")   # trace_flat adds the function's line
 
 
 def trace(fn, *args, **kwargs) -> Function:

@@ -54,7 +54,9 @@ def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | N
     env: dict = {}
     bdims: dict = {}
     inputs = []
-    for v, d in zip(fn.inputs, in_bdims):
+    for i, (v, d) in enumerate(zip(fn.inputs, in_bdims)):
+        if d is not None:
+            _check_batched_size(v.type, d, axis_size, f"vmap: input {i} batched")
         nv = Var(v.type if d is None else _physical(v.type, d, axis_size), v.hint)
         inputs.append(nv)
         env[v] = (nv, d)
@@ -86,12 +88,19 @@ def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | N
                 raise BatchingError(f"vmap: out_dims for output {j} is None, but that output depends on "
                                     "the batched inputs; give it an int out_dim")
         elif d is None:
+            _check_batched_size(nv.type, want, axis_size, f"vmap: output {j} batched")
             nv = materialize(b, nv, axis_size, want)
         else:
             nv = move_bdim(b, nv, d, want)
         outputs.append(nv)
         bdims[nv] = want
     return Function(inputs, b.eqns, outputs, name=name or fn.name, arg_names=fn.arg_names, bdims=bdims)
+
+
+def _check_batched_size(t, bdim, size, what):
+    from .ops import check_size
+    if isinstance(size, int):
+        check_size(_physical(t, bdim, size).shape, t.dtype, what)
 
 
 def _check_rule(e, outs, out_ds, size):
@@ -266,11 +275,14 @@ class Vmapped:
         return bf, bdims, out_tree, leaves + captured
 
     def __call__(self, *args, **kwargs):
-        from .tracing import Tracer, current, to_var
+        from .tracing import Tracer, current, to_var, user_loc
         leaves, _ = pytree.flatten((args, kwargs))
         ctx = current()
         if ctx is not None and any(isinstance(x, Tracer) for x in leaves):
-            bf, _, out_tree, all_leaves = self.trace_batched(args, kwargs)
+            try:
+                bf, _, out_tree, all_leaves = self.trace_batched(args, kwargs)
+            except BatchingError as err:   # bad in_dims or sizes: point at the user's vmap call
+                raise err.with_loc(user_loc())
             ins = [to_var(ctx, x, f"argument {i}") if _is_array(x) or isinstance(x, Tracer)
                    else ctx.builder.constant(np.asarray(x, dtype=bf.inputs[i].dtype))
                    for i, x in enumerate(all_leaves)]
@@ -302,6 +314,13 @@ def vmap(fn, in_dims=0, out_dims=0, axis_size=None):
                                     f"(valid: {-(v.rank + 1)}..{v.rank})")
             norm.append(None if d is None else int(d) % (v.rank + 1))
         outs = list(out_dims) if isinstance(out_dims, (tuple, list)) else [out_dims] * len(fn.outputs)
+        if len(outs) != len(fn.outputs):
+            raise BatchingError(f"vmap: {len(outs)} out_dims for a function of {len(fn.outputs)} outputs")
+        for j, (d, v) in enumerate(zip(outs, fn.outputs)):
+            _check_dim(d, f"out_dims[{j}]")
+            if d is not None and not -(v.rank + 1) <= d <= v.rank:
+                raise BatchingError(f"vmap: out_dims[{j}] is {d} but output {j} has rank {v.rank}, so the "
+                                    f"batched output has rank {v.rank + 1} (valid: {-(v.rank + 1)}..{v.rank})")
         outs = [None if d is None else int(d) % (v.rank + 1) for d, v in zip(outs, fn.outputs)]
         return batch_function(fn, norm, axis_size, outs)
     return Vmapped(fn, in_dims, out_dims, axis_size)
