@@ -1,0 +1,695 @@
+"""The error catalogue (docs/errors.md): every bad input, the exception it raises,
+its message, and the user's line it points at; then how vmapc behaves with inputs
+that are unusual but valid (NaN, empty arrays, batch size 0, views, misaligned and
+big-endian data), which must give NumPy's answers, never a crash.
+
+Each catalogue entry is a function that makes the mistake. Where the error comes from
+user code, the offending line carries a marker comment ``# <-- id``, and the test
+checks that ``err.loc`` is this file at that line and that the rendered message
+shows ``file:line``.
+"""
+
+import os
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import vmapc
+from vmapc import errors, lowering, rules
+from vmapc.errors import (ArtifactError, BatchingError, CallError, CompileError, DTypeError, ExecutionError,
+                          IRError, IRParseError, Loc, LoweringError, OutOfBoundsError, ShapeError, TargetError,
+                          TracerBoolConversionError, TracerConversionError, TracingError, UnsupportedError,
+                          VmapcError)
+
+pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
+
+F32, I32 = vmapc.f32, vmapc.i32
+X = np.arange(6, dtype=np.float32).reshape(2, 3)
+V = np.arange(4, dtype=np.float32)
+
+with open(__file__) as _f:
+    _SOURCE = _f.read().splitlines()
+
+
+def line_of(case_id):
+    """The line of this file that carries the marker ``# <-- case_id``."""
+    hits = [i + 1 for i, text in enumerate(_SOURCE) if text.rstrip().endswith(f"# <-- {case_id}")]
+    assert len(hits) == 1, f"marker for {case_id}: {hits}"
+    return hits[0]
+
+
+CATALOGUE = []
+
+
+def entry(stage, exc, message, loc=True):
+    """Register a catalogue entry: calling the function must raise `exc` whose message
+    matches `message`; with loc=True, ``err.loc`` is the marked line of this file."""
+    def deco(fn):
+        CATALOGUE.append(pytest.param(fn, exc, message, loc, id=f"{stage}-{fn.__name__}"))
+        return fn
+    return deco
+
+
+# --- tracing ---------------------------------------------------------------------------------------
+
+@entry("trace", TracerBoolConversionError, r"truth value of a traced array .* vmapc\.numpy\.where")
+def python_if_on_tracer():
+    def f(x):
+        if x.sum() > 0:  # <-- python_if_on_tracer
+            return x
+        return -x
+    vmapc.trace(f, F32[3])
+
+
+@entry("trace", TracerBoolConversionError, r"control flow \(if/while/and/or/not\)")
+def python_while_on_tracer():
+    def f(x):
+        while x.max() > 1:  # <-- python_while_on_tracer
+            x = x / 2
+        return x
+    vmapc.trace(f, F32[3])
+
+
+@entry("trace", TracerConversionError, r"float\(\) needs a concrete value, but this is a traced array f32\[\]")
+def float_of_tracer():
+    vmapc.trace(lambda x: float(x[0]) * x, F32[3])  # <-- float_of_tracer
+
+
+@entry("trace", TracerConversionError, r"converting to a NumPy array \(np\.asarray/np\.array\)")
+def asarray_of_tracer():
+    vmapc.trace(lambda x: np.asarray(x) + 1, F32[3])  # <-- asarray_of_tracer
+
+
+@entry("trace", TracerConversionError, r"as a Python index .* vmapc\.numpy\.take\(table, i, axis=0\)")
+def tracer_as_list_index():
+    table = [1.0, 2.0, 3.0]
+    vmapc.trace(lambda i: table[i], I32[()])  # <-- tracer_as_list_index
+
+
+@entry("trace", UnsupportedError, r"numpy\.fft\.fft is not supported by vmapc; see docs/numpy\.md")
+def unsupported_numpy_function():
+    vmapc.trace(lambda x: np.fft.fft(x), F32[4])  # <-- unsupported_numpy_function
+
+
+@entry("trace", UnsupportedError, r"numpy\.nonzero is not supported by vmapc \(its result shape depends on the data\)")
+def data_dependent_shape():
+    vmapc.trace(lambda x: np.nonzero(x), F32[4])  # <-- data_dependent_shape
+
+
+@entry("trace", UnsupportedError, r"numpy\.sum: argument `out` is not supported by vmapc")
+def out_argument():
+    buf = np.zeros((), np.float32)
+    vmapc.trace(lambda x: np.sum(x, out=buf), F32[4])  # <-- out_argument
+
+
+@entry("trace", UnsupportedError, r"numpy\.reshape: order='F' is not supported \(only 'C'\)")
+def order_argument():
+    vmapc.trace(lambda x: x.reshape((2, 2), order="F"), F32[4])  # <-- order_argument
+
+
+@entry("trace", UnsupportedError, r"in-place assignment to a traced array \(x\[\.\.\.\] = v\) is not supported")
+def setitem_on_tracer():
+    def f(x):
+        x[0] = 1.0  # <-- setitem_on_tracer
+        return x
+    vmapc.trace(f, F32[4])
+
+
+@entry("trace", UnsupportedError, r"indexing with a boolean mask gives a shape that depends on the data")
+def boolean_mask_index():
+    vmapc.trace(lambda x: x[x > 0], F32[4])  # <-- boolean_mask_index
+
+
+@entry("trace", UnsupportedError, r"numpy\.ndarray\.sort is not supported by vmapc on traced arrays")
+def unsupported_method():
+    vmapc.trace(lambda x: x.sort(), F32[4])  # <-- unsupported_method
+
+
+@entry("trace", ShapeError, r"add: operands could not be broadcast together with shapes \(3,\) \(4,\)")
+def broadcast_mismatch():
+    vmapc.trace(lambda x, y: x + y, F32[3], F32[4])  # <-- broadcast_mismatch
+
+
+@entry("trace", ShapeError, r"cannot reshape array of size 4 into shape \(5,\)")
+def reshape_size_mismatch():
+    vmapc.trace(lambda x: x.reshape(5), F32[4])  # <-- reshape_size_mismatch
+
+
+@entry("trace", ShapeError, r"matmul: Input operand 1 has a mismatch in its core dimension 0 \(size 3 is different from 4\)")
+def matmul_mismatch():
+    vmapc.trace(lambda a, b: a @ b, F32[3, 4], F32[3, 4])  # <-- matmul_mismatch
+
+
+@entry("trace", OutOfBoundsError, r"numpy\.sum: axis 2 is out of bounds for array of dimension 1")
+def axis_out_of_bounds():
+    vmapc.trace(lambda x: x.sum(axis=2), F32[4])  # <-- axis_out_of_bounds
+
+
+@entry("trace", OutOfBoundsError, r"index 7 is out of bounds for axis 0 with size 4")
+def static_index_out_of_bounds():
+    vmapc.trace(lambda x: x[7], F32[4])  # <-- static_index_out_of_bounds
+
+
+@entry("trace", DTypeError, r"numpy\.bitwise_and: ufunc 'bitwise_and' not supported for the input types")
+def dtype_not_accepted():
+    vmapc.trace(lambda x: x & x, F32[4])  # <-- dtype_not_accepted
+
+
+@entry("trace", DTypeError, r"complex numbers are not supported by vmapc")
+def complex_scalar():
+    vmapc.trace(lambda x: x * 1j, F32[4])  # <-- complex_scalar
+
+
+@entry("trace", DTypeError, r"integers to negative integer powers are not allowed; convert to a float dtype first")
+def integer_negative_power():
+    vmapc.trace(lambda x: x ** -1, I32[4])  # <-- integer_negative_power
+
+
+@entry("trace", DTypeError, r"dtype object is not supported by vmapc")
+def captured_object_array():
+    table = np.array([1, "a"], dtype=object)
+    vmapc.trace(lambda x: x + table, F32[2])  # <-- captured_object_array
+
+
+@entry("trace", TracingError, r"slice bounds must be static Python ints; .* vmapc\.numpy\.dynamic_slice")
+def traced_slice_bound():
+    vmapc.trace(lambda x, n: x[:n], F32[4], I32[()])  # <-- traced_slice_bound
+
+
+_LEAKED = []
+
+
+@entry("trace", TracingError, r"a tracer from another \(finished or outer\) trace: a traced value escaped")
+def escaped_tracer():
+    vmapc.trace(lambda x: _LEAKED.append(x) or x, F32[3])
+    vmapc.trace(lambda y: y + _LEAKED[-1], F32[3])  # <-- escaped_tracer
+
+
+@entry("trace", TracingError, r"output 0 has type str; a traced function must return arrays")
+def returns_a_string():
+    def f(x):  # <-- returns_a_string
+        return "done"
+    vmapc.trace(f, F32[3])
+
+
+@entry("trace", TracingError, r"argument `x` has type str, which is not an array, a shape spec")
+def non_array_argument():
+    vmapc.trace(lambda x: x, "hello")  # <-- non_array_argument
+
+
+@entry("trace", TracingError, r"argument `x` is a NumPy array of dtype object; vmapc needs numeric arrays")
+def object_array_argument():
+    vmapc.trace(lambda x: x, np.array([1, None], dtype=object))  # <-- object_array_argument
+
+
+@entry("trace", DTypeError, r"argument `x`: dtype complex128 is not supported by vmapc \(supported: bool, int8")
+def complex_argument():
+    vmapc.trace(lambda x: x, np.zeros(3, np.complex128))  # <-- complex_argument
+
+
+@entry("trace", ShapeError, r"the spec would have shape \(1099511627776,1099511627776\) of float32: .* more than "
+                            r"the 2\*\*63 - 1 bytes")
+def huge_spec():
+    vmapc.trace(lambda x: x.reshape(-1), F32[2 ** 40, 2 ** 40])  # <-- huge_spec
+
+
+@entry("trace", ShapeError, r"broadcast_in_dim: the result would have shape \(1099511627776,1099511627776\)")
+def huge_broadcast():
+    vmapc.trace(lambda x: np.broadcast_to(x, (2 ** 40, 2 ** 40)), F32[1])  # <-- huge_broadcast
+
+
+@entry("trace", ShapeError, r"multiply: the result would have shape \(4294967296,4294967296\)")
+def huge_outer_product():
+    vmapc.trace(lambda x: np.outer(x, x), F32[2 ** 32])  # <-- huge_outer_product
+
+
+# --- batching --------------------------------------------------------------------------------------
+
+def add(x, y):
+    return x + y
+
+
+@entry("batch", BatchingError, r"vmap: in_dims is 2 but argument `x` has rank 2 \(valid: -2\.\.1\)")
+def in_dims_out_of_range():
+    vmapc.vmap(lambda x: x * 2, in_dims=2)(X)  # <-- in_dims_out_of_range
+
+
+@entry("batch", BatchingError, r"vmap: batch sizes disagree: argument `x` has size 2 at axis 0, "
+                               r"argument `y` has size 4 at axis 0")
+def mismatched_batch_sizes():
+    vmapc.vmap(add)(X, np.zeros((4, 3), np.float32))  # <-- mismatched_batch_sizes
+
+
+@entry("batch", BatchingError, r"in_dims has 2 entries but the function was called with 1 positional arguments")
+def in_dims_wrong_length():
+    vmapc.vmap(lambda x: x, in_dims=(0, 0))(X)  # <-- in_dims_wrong_length
+
+
+@entry("batch", BatchingError, r"in_dims\[1\] is 0 but argument `y` is a Python float, not an array; use None")
+def in_dims_on_python_number():
+    vmapc.vmap(add, in_dims=(0, 0))(X, 2.0)  # <-- in_dims_on_python_number
+
+
+@entry("batch", BatchingError, r"vmap: in_dims must be an int or None, got '0'")
+def in_dims_not_an_int():
+    vmapc.vmap(lambda x: x, in_dims="0")(X)  # <-- in_dims_not_an_int
+
+
+@entry("batch", BatchingError, r"out_dims for output 0 is None, but that output depends on the batched inputs")
+def out_dims_none_for_batched_output():
+    vmapc.vmap(lambda x: x * 2, out_dims=None)(X)  # <-- out_dims_none_for_batched_output
+
+
+@entry("batch", BatchingError, r"out_dims for output 0 is 5 but the batched output has rank 2 \(valid: -2\.\.1\)")
+def out_dims_out_of_range():
+    vmapc.vmap(lambda x: x * 2, out_dims=5)(X)  # <-- out_dims_out_of_range
+
+
+@entry("batch", BatchingError, r"no argument is batched \(every in_dim is None\) and axis_size is not given")
+def no_batched_argument_no_axis_size():
+    vmapc.vmap(lambda x: x * 2, in_dims=None)(X)  # <-- no_batched_argument_no_axis_size
+
+
+@entry("batch", BatchingError, r"axis_size is 3 but the batched arguments have size 2")
+def axis_size_disagrees():
+    vmapc.vmap(lambda x: x * 2, axis_size=3)(X)  # <-- axis_size_disagrees
+
+
+@entry("batch", BatchingError, r"batch sizes disagree: argument `p` has size 3 at axis 0, argument `q` has size 5")
+def nested_vmap_sizes_disagree():
+    def outer(a, b):
+        return vmapc.vmap(lambda p, q: p + q)(a, b)  # <-- nested_vmap_sizes_disagree
+    vmapc.vmap(outer)(np.zeros((2, 3, 4), np.float32), np.zeros((2, 5, 4), np.float32))
+
+
+def _tanh_model(x):
+    return np.tanh(x) * 2  # <-- fallback_switched_off
+
+
+@entry("batch", BatchingError, r"op tanh has no batching rule and the loop-and-stack fallback is switched off")
+def fallback_switched_off():
+    saved = rules.BATCH_RULES.pop("tanh")
+    try:
+        with rules.fallback_mode("error"):
+            vmapc.vmap(_tanh_model).trace_batched((X,), {})
+    finally:
+        rules.BATCH_RULES["tanh"] = saved
+
+
+@entry("batch", BatchingError, r"batch='dynamic' needs at least one batched argument")
+def dynamic_batch_without_batched_argument():
+    f = vmapc.compile(lambda x: x + 1, in_dims=(None,), axis_size=3, batch="dynamic")
+    f(V)  # <-- dynamic_batch_without_batched_argument
+
+
+@entry("batch", ShapeError, r"vmap: output 0 batched would have shape \(4611686018427387904,4\) of float32")
+def huge_axis_size():
+    vmapc.vmap(lambda x: x * 2, in_dims=None, axis_size=2 ** 62)(V)  # <-- huge_axis_size
+
+
+@entry("batch", BatchingError, r"vmap: out_dims\[0\] is 7 but output 0 has rank 1", loc=False)
+def ir_vmap_out_dims_out_of_range():
+    vmapc.vmap(vmapc.trace(lambda x: x, F32[3]), in_dims=0, out_dims=7, axis_size=2)
+
+
+@entry("batch", BatchingError, r"vmap: expected a function, got int", loc=False)
+def vmap_of_non_function():
+    vmapc.vmap(3)
+
+
+# --- lowering, compiling and targets ------------------------------------------------------------------
+
+@entry("compile", TargetError, r"unknown target 'tpu' \(known: cpu, vulkan, cuda\)", loc=False)
+def unknown_target():
+    vmapc.compile(lambda x: x, target="tpu")
+
+
+@entry("compile", TargetError, r"dtype float64 is not supported by target vulkan:baseline")
+def dtype_the_target_lacks():
+    vmapc.compile(lambda x: np.exp(x), target="vulkan:baseline").lower(V.astype(np.float64)).compile()  # <-- dtype_the_target_lacks
+
+
+def _cuda_available():
+    try:
+        from iree import runtime as rt
+        rt.get_driver("cuda").create_default_device()
+        return True
+    except Exception:
+        return False
+
+
+@entry("compile", TargetError, r"cannot open IREE driver 'cuda'")
+def target_unavailable_here():
+    if _cuda_available():
+        pytest.skip("this machine has a CUDA device, so target='cuda' works here")
+    vmapc.compile(lambda x: x * 2, target="cuda")(V)  # <-- target_unavailable_here
+
+
+def _ipowi(lctx, eqn, xs):
+    from iree.compiler.dialects import math as mathd
+    return [lctx.map_scalars(xs, [v.type for v in eqn.inputs], eqn.outputs[0].type, mathd.ipowi)]
+
+
+def _power_model(x, y):
+    return x ** y  # <-- iree_rejects_an_op
+
+
+@entry("compile", CompileError, r"^IREE failed to compile power: failed to legalize operation 'math\.ipowi'")
+def iree_rejects_an_op():
+    # IREE cannot lower math.ipowi on the CPU: swap it into the lowering of `power`
+    saved = lowering.LOWERINGS["power"]
+    lowering.LOWERINGS["power"] = _ipowi
+    try:
+        vmapc.compile(_power_model, in_dims=0)(np.ones((2, 3), np.int32), np.ones((2, 3), np.int32))
+    finally:
+        lowering.LOWERINGS["power"] = saved
+
+
+def _broken_rule(lctx, eqn, xs):
+    raise ValueError("no lowering today")
+
+
+def _exp_model(x):
+    return np.exp(x) * 3  # <-- lowering_rule_fails
+
+
+@entry("compile", LoweringError, r"_exp_model: cannot lower exp: no lowering today")
+def lowering_rule_fails():
+    saved = lowering.LOWERINGS["exp"]
+    lowering.LOWERINGS["exp"] = _broken_rule
+    try:
+        vmapc.compile(_exp_model).lower(V).mlir
+    finally:
+        lowering.LOWERINGS["exp"] = saved
+
+
+# --- calling compiled code -------------------------------------------------------------------------
+
+_EXE = []
+
+
+def executable():
+    """A compiled x @ y for float32 (2, 3) @ (3, 2), bound to that signature."""
+    if not _EXE:
+        _EXE.append(vmapc.compile(lambda x, y: x @ y).lower(X, X.T).compile())
+    return _EXE[0]
+
+
+_TWICE = []
+
+
+def twice():
+    if not _TWICE:
+        _TWICE.append(vmapc.compile(lambda x: x * 2))
+    return _TWICE[0]
+
+
+@entry("call", CallError, r"main: argument 0 has shape \(6,\), expected \(2, 3\)")
+def wrong_rank_for_executable():
+    executable()(X.reshape(-1), X.T)  # <-- wrong_rank_for_executable
+
+
+@entry("call", CallError, r"main: argument 1 has dtype float64, expected float32")
+def wrong_dtype_for_executable():
+    executable()(X, X.T.astype(np.float64))  # <-- wrong_dtype_for_executable
+
+
+@entry("call", CallError, r"main: expected 2 array arguments, got 1")
+def wrong_argument_count():
+    executable()(X)  # <-- wrong_argument_count
+
+
+@entry("call", CallError, r"argument 0 has type str; pass NumPy arrays, Python numbers")
+def string_argument_to_executable():
+    executable()("abc", X.T)  # <-- string_argument_to_executable
+
+
+@entry("call", CallError, r"argument 0 has type str; pass NumPy arrays, Python numbers")
+def string_argument():
+    twice()("abc")  # <-- string_argument
+
+
+@entry("call", CallError, r"argument 0 is a NumPy array of dtype object; vmapc needs numeric arrays")
+def object_array_call():
+    twice()(np.array([1.0, None], dtype=object))  # <-- object_array_call
+
+
+@entry("call", CallError, r"argument 0 has dtype complex64, which vmapc does not support")
+def complex_array_call():
+    twice()(np.zeros(3, np.complex64))  # <-- complex_array_call
+
+
+@entry("call", CallError, r"argument 0 is a tracer: call the compiled function on arrays, or use vmapc\.vmap")
+def compiled_function_called_while_tracing():
+    vmapc.trace(lambda x: twice()(x), F32[3])  # <-- compiled_function_called_while_tracing
+
+
+@entry("call", BatchingError, r"batch sizes disagree: argument `x` has size 2 at axis 0, argument `y` has size 3")
+def dynamic_batch_sizes_disagree():
+    f = vmapc.compile(add, in_dims=0, batch="dynamic")
+    f(X, np.zeros((3, 3), np.float32))  # <-- dynamic_batch_sizes_disagree
+
+
+@entry("call", ExecutionError, r"the compiled code failed while running: .*RESOURCE_EXHAUSTED")
+def result_too_big_for_memory():
+    # 2**60 bytes fit the int64 size check but no machine's memory
+    vmapc.compile(lambda x: np.broadcast_to(x, (2 ** 58,)))(V[:1])  # <-- result_too_big_for_memory
+
+
+@entry("call", CallError, r"argument 0 has shape \(4,\), expected f32\[3\]", loc=False)
+def reference_evaluator_wrong_shape():
+    vmapc.eval(vmapc.trace(lambda x: x, F32[3]), V)
+
+
+@entry("call", ArtifactError, r"not a valid IREE module", loc=False)
+def corrupt_module_bytes():
+    from vmapc.runtime import Module
+    Module(b"definitely not a vmfb")
+
+
+@entry("ir", IRParseError, r"line 2, column \d+: .*", loc=False)
+def unparsable_ir():
+    vmapc.parse("{ lambda a:f32[3] .\n    b:f32[3] = add a\n  in (b) }")
+
+
+@entry("ir", IRError, r"equation 0 \(add\) result 0 is declared f32\[4\] but the op produces f32\[3\]", loc=False)
+def ir_that_does_not_verify():
+    from vmapc.ir import Eqn, Function, TensorType, Var
+    a, b = Var(TensorType((3,), "float32")), Var(TensorType((4,), "float32"))
+    Function([a], [Eqn("add", [a, a], [b], {})], [b], name="f").verify()
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+def test_catalogue_is_large():
+    stages = {p.id.split("-")[0] for p in CATALOGUE}
+    assert stages >= {"trace", "batch", "compile", "call"}
+    assert len(CATALOGUE) >= 30
+
+
+@pytest.mark.parametrize("make,exc,message,loc", CATALOGUE)
+def test_catalogue(make, exc, message, loc):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.PerformanceWarning)
+        with pytest.raises(exc) as info:
+            make()
+    err = info.value
+    assert isinstance(err, VmapcError), f"{type(err).__name__} is not a VmapcError"
+    assert re.search(message, err.message, re.S), f"message {err.message!r} does not match {message!r}"
+    if not issubclass(exc, (CompileError, IRError)):   # those two also quote the failing line
+        assert "\n" not in err.message.strip(), "the message is one paragraph"
+    if loc:
+        line = line_of(make.__name__)
+        assert err.loc == Loc(__file__, line), f"loc {err.loc}, expected {os.path.basename(__file__)}:{line}"
+        assert f"{__file__}:{line}" in str(err)
+        assert _SOURCE[line - 1].strip().split("  #")[0] in str(err)   # the source line is shown
+
+
+def test_every_error_class_is_catalogued_and_documented():
+    """docs/errors.md lists every exception class of vmapc.errors, and this table (or
+    tests/test_driver.py, for ArtifactError and the cache) raises each."""
+    classes = {n for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, VmapcError)}
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "errors.md")).read()
+    for name in classes | {"PerformanceWarning", "CacheWarning"}:
+        assert re.search(rf"`(vmapc\.errors\.)?{name}`", doc), f"docs/errors.md does not describe {name}"
+    raised = {p.values[1].__name__ for p in CATALOGUE}
+    assert classes - {"VmapcError", "TracingError", "IRError"} <= raised | {"ArtifactError"}, \
+        classes - raised
+
+
+def test_compile_error_is_short_and_keeps_iree_output():
+    with pytest.raises(CompileError) as info:
+        iree_rejects_an_op()
+    err = info.value
+    assert len(err.message) < 300 and "\n" not in err.message        # not a wall of MLIR
+    assert "failed to legalize" in err.details and len(err.details) > len(err.message)
+
+
+def test_errors_subclass_the_builtin_exceptions_python_code_expects():
+    assert issubclass(ShapeError, ValueError) and issubclass(OutOfBoundsError, IndexError)
+    assert issubclass(TracerBoolConversionError, TypeError) and issubclass(CallError, TypeError)
+    assert issubclass(UnsupportedError, NotImplementedError) and issubclass(BatchingError, ValueError)
+    assert issubclass(ExecutionError, RuntimeError) and issubclass(TargetError, ValueError)
+    with pytest.raises(IndexError):        # as NumPy: x[7] of a 4-vector is an IndexError
+        vmapc.trace(lambda x: x[7], F32[4])
+
+
+# --- source locations in the IR and the MLIR -------------------------------------------------------------
+
+def located_model(x, w):
+    h = x @ w  # <-- loc_matmul
+    return np.tanh(h) * 2  # <-- loc_tanh
+
+
+def test_every_equation_and_mlir_op_carries_the_users_line():
+    x, w = np.ones((4, 3), np.float32), np.ones((3, 2), np.float32)
+    lowered = vmapc.compile(located_model, in_dims=(0, None)).lower(x, w)
+    lines = {line_of("loc_matmul"), line_of("loc_tanh")}
+    for fn in (lowered.ir, lowered.batched, lowered.program):   # traced, batched, simplified
+        assert fn.eqns and all(e.loc is not None and e.loc.file == __file__ and e.loc.line in lines
+                               for e in fn.eqns if e.op != "constant"), fn.text(locations=True)
+    text = lowered.lowered_module.compiler_input
+    text = text.decode() if isinstance(text, bytes) else text
+    # #loc3 = loc("/path/test_errors.py":123:0) and #loc5 = loc("located_model#1:tanh"(#loc3))
+    files = {m.group(1): (m.group(2), int(m.group(3)))
+             for m in re.finditer(r'^(#loc\d*) = loc\("([^"]+)":(\d+):\d+\)$', text, re.M)}
+    named = {m.group(2): files.get(m.group(3))
+             for m in re.finditer(r'^(#loc\d*) = loc\("(located_model#\d+:\w+)"\((#loc\d*)\)\)$', text, re.M)}
+    by_op = {name.split(":")[1]: where for name, where in named.items()}
+    assert by_op["dot_general"] == (__file__, line_of("loc_matmul")), named
+    assert by_op["tanh"] == (__file__, line_of("loc_tanh")) and by_op["multiply"] == (__file__, line_of("loc_tanh"))
+    assert "linalg.matmul" in text and re.search(r"linalg\.matmul .* loc\(#loc\d*\)", text)
+
+
+# --- behaviour with unusual but valid inputs -------------------------------------------------------------
+
+def special_model(x, y):
+    return (np.maximum(x, y), np.minimum(x, 0.0), x / y, np.exp(x), np.log(np.abs(y)), np.sqrt(x),
+            np.sum(x, axis=-1), np.max(x, axis=-1), np.argmax(x, axis=-1), x > y, x == x,
+            np.where(np.isnan(x), 0.0, x), np.tanh(x), x.astype(np.int32) * 0 + 1)
+
+
+SPECIAL = np.array([[np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0],
+                    [-1.0, np.nan, 3e38, -3e38, 1e-3, np.inf]], np.float32)
+
+
+def _assert_like_numpy(got, want):
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=0, equal_nan=True)
+        # infinities keep their sign, NaNs stay NaN
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+        np.testing.assert_array_equal(np.isposinf(g), np.isposinf(w))
+
+
+def test_nan_and_inf_pass_through_like_numpy():
+    x, y = SPECIAL, SPECIAL[::-1] * -1
+    with np.errstate(all="ignore"):
+        want = special_model(x, y)
+        # float-to-int conversion of NaN/inf is unspecified, in NumPy as in C: compare only its shape
+        want = want[:-1] + (np.ones(x.shape, np.int32),)
+    got = vmapc.compile(special_model)(x, y)
+    _assert_like_numpy(got, want)
+    # through vmap, one row per example, compared with the per-example loop
+    batched = vmapc.compile(special_model, in_dims=0)(x, y)
+    with np.errstate(all="ignore"):
+        rows = [special_model(x[i], y[i]) for i in range(2)]
+    want_b = [np.stack([r[j] for r in rows]) for j in range(len(rows[0]) - 1)]
+    _assert_like_numpy(batched[:-1], want_b)
+
+
+def reduce_model(x, w):
+    return np.tanh(x @ w), x.sum(axis=-1), np.exp(x) * 2
+
+
+@pytest.mark.parametrize("batch", ["static", "dynamic"])
+def test_batch_size_zero(batch):
+    w = np.ones((3, 2), np.float32)
+    xs = np.zeros((0, 3), np.float32)
+    out = vmapc.compile(reduce_model, in_dims=(0, None), batch=batch)(xs, w)
+    assert [o.shape for o in out] == [(0, 2), (0,), (0, 3)]
+    assert all(o.dtype == np.float32 for o in out)
+
+
+def test_batch_size_zero_through_vmap_chunks_and_out_dims():
+    w = np.ones((3, 2), np.float32)
+    xs = np.zeros((0, 3), np.float32)
+    a, b, c = vmapc.vmap(reduce_model, in_dims=(0, None), out_dims=(1, 0, -1))(xs, w)
+    assert a.shape == (2, 0) and b.shape == (0,) and c.shape == (3, 0)
+    out = vmapc.compile(reduce_model, in_dims=(0, None), chunk_size=4)(xs, w)
+    assert [o.shape for o in out] == [(0, 2), (0,), (0, 3)]
+
+
+def test_empty_arrays_inside_each_example():
+    def f(x, y):
+        return x.sum(axis=0), np.concatenate([x, y], axis=0), (x * 2).reshape(-1), np.zeros_like(x).T
+    x = np.zeros((0, 3), np.float32)
+    y = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got = vmapc.compile(f)(x, y)
+    for g, w in zip(got, f(x, y)):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+    xs = np.zeros((4, 0, 3), np.float32)
+    ys = np.stack([y] * 4)
+    got = vmapc.compile(f, in_dims=0)(xs, ys)
+    for j, g in enumerate(got):
+        np.testing.assert_array_equal(g, np.stack([f(xs[i], ys[i])[j] for i in range(4)]))
+
+
+def view_model(x, w):
+    return np.tanh(x @ w) + x.sum(axis=-1, keepdims=True)
+
+
+def _views():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(10, 12)).astype(np.float32)
+    views = []
+    for off in (1, 3):     # float32 data starting 1 or 3 bytes into a buffer
+        buf = bytearray(4 * 30 + 8)
+        buf[off:off + 120] = rng.normal(size=30).astype(np.float32).tobytes()
+        views.append(np.frombuffer(buf, dtype=np.float32, count=30, offset=off).reshape(5, 6))
+        assert views[-1].ctypes.data % 4 != 0
+    misaligned, odd = views
+    return {
+        "step slices": base[::2, ::2],
+        "transposed view": base[:6, :5].T,
+        "fortran order": np.asfortranarray(base[:5, :6]),
+        "negative strides": base[::-2, ::-2][:5, :6],
+        "broadcast view (stride 0)": np.broadcast_to(base[0, :6], (5, 6)),
+        "misaligned by 1 byte": misaligned,
+        "misaligned by 3 bytes": odd,
+        "big-endian": base[:5, :6].astype(">f4"),
+        "read-only": np.frombuffer(base[:5, :6].tobytes(), np.float32).reshape(5, 6),
+    }
+
+
+@pytest.mark.parametrize("name", list(_views()))
+def test_unusual_memory_layouts_give_numpy_results(name):
+    x = _views()[name]
+    w = np.random.default_rng(1).normal(size=(x.shape[1], 4)).astype(np.float32)
+    want = view_model(np.array(x, dtype=np.float32), w)
+    np.testing.assert_allclose(vmapc.compile(view_model)(x, w), want, rtol=1e-5, atol=1e-5)
+    # batched over the rows (in_dims=0) and over the columns of a transposed layout (in_dims=1)
+    np.testing.assert_allclose(vmapc.compile(view_model, in_dims=(0, None))(x, w), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(vmapc.compile(view_model, in_dims=(1, None))(x.T, w), want, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(np.asarray(x), _views()[name]), "the input was modified"
+
+
+def test_unusual_layouts_as_weights_of_an_executable():
+    views = _views()
+    exe = vmapc.compile(view_model).lower(np.zeros((5, 6), np.float32), np.zeros((6, 4), np.float32)).compile()
+    w = np.asfortranarray(np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32))
+    for name, x in views.items():
+        np.testing.assert_allclose(exe(x, w), view_model(np.array(x, np.float32), w), rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_big_endian_integers_and_bools():
+    x = np.arange(-3, 3, dtype=">i8")
+    m = np.array([True, False, True, True, False, True])
+    got = vmapc.compile(lambda a, b: (a * 3, np.where(b, a, -a)))(x, m)
+    np.testing.assert_array_equal(got[0], np.arange(-3, 3) * 3)
+    np.testing.assert_array_equal(got[1], np.where(m, np.arange(-3, 3), -np.arange(-3, 3)))
+    assert got[0].dtype == np.int64 and got[0].dtype.isnative
