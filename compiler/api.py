@@ -28,10 +28,10 @@ import numpy as np
 
 from . import dtypes as dt
 from . import pytree
-from .errors import BatchingError, CallError
+from .errors import BatchingError, CallError, ExecutionError, VmapcError
 from .optimize import simplify
 from .shapes import Sym
-from .tracing import Tracer, trace_flat
+from .tracing import Tracer, trace_flat, user_loc
 from .vmap import Vmapped, _is_array, leaf_in_dims
 
 BATCH_SYMBOL = "B"
@@ -47,6 +47,8 @@ def _leaf_key(x, path):
                         "vmapc.vmap inside traced code")
     if isinstance(x, (np.ndarray, np.generic)) or _is_array(x):
         d = np.dtype(x.dtype)
+        if not d.isnative:       # big-endian data runs as a native copy (see _native)
+            d = d.newbyteorder("=")
         if d == object:
             raise CallError(f"argument {path} is a NumPy array of dtype object; vmapc needs numeric arrays")
         if d not in dt.SHORT_NAMES:
@@ -55,6 +57,20 @@ def _leaf_key(x, path):
         return ("a", tuple(x.shape), d)
     raise CallError(f"argument {path} has type {type(x).__name__}; pass NumPy arrays, Python numbers, "
                     "or tuples, lists and dicts of them")
+
+
+def _native(leaves):
+    """The leaves with arrays of non-native byte order (``'>f4'`` on x86) copied to
+    native order, or None when there are none."""
+    if not any(isinstance(x, (np.ndarray, np.generic)) and not x.dtype.isnative for x in leaves):
+        return None
+    return [x.astype(x.dtype.newbyteorder("=")) if isinstance(x, (np.ndarray, np.generic))
+            and not x.dtype.isnative else x for x in leaves]
+
+
+def _at_call_site(err: VmapcError) -> VmapcError:
+    """Point an error found while checking a call at the user's line that made it."""
+    return err.with_loc(user_loc())
 
 
 @functools.lru_cache(maxsize=64)
@@ -97,10 +113,15 @@ class Lowered:
     def compile(self) -> "Executable":
         from .driver import compile_mlir
         from .runtime import Module
-        vmfb = compile_mlir(self.lowered_module, self.target)
         p = self.program
-        module = Module(vmfb, driver=self.driver or self.target.choose_driver([p]),
-                        signatures={p.name: (p.in_types, p.out_types)})
+        vmfb = compile_mlir(self.lowered_module, self.target, flags=self.target.program_flags([p]))
+        signatures = {p.name: (p.in_types, p.out_types)}
+        # a dynamic batch on the CPU picks its driver per call, by the batch size
+        switch = self.target.driver_switch(p) if self.driver is None and self.batch == "dynamic" else None
+        if switch is not None:
+            from .runtime.module import ByBatchSize
+            return Executable(ByBatchSize(vmfb, p.name, signatures, *switch), self.out_tree, self)
+        module = Module(vmfb, driver=self.driver or self.target.choose_driver([p]), signatures=signatures)
         return Executable(module.function(p.name), self.out_tree, self)
 
     def __repr__(self):
@@ -119,20 +140,38 @@ class Executable:
         self.in_types = lowered.program.in_types
         self._single = out_tree == pytree.LEAF
 
+    def _run(self, arrays, checked=False):
+        try:
+            # checked: the arrays' exact shapes and dtypes were matched against this signature
+            return self.fn.call_checked(arrays) if checked else self.fn(*arrays)
+        except RuntimeError as err:     # IREE's status: out of memory, a device failure
+            if isinstance(err, VmapcError):
+                raise
+            raise ExecutionError(f"{self.lowered.name}: the compiled code failed while running: "
+                                 f"{str(err).splitlines()[0] if str(err) else type(err).__name__}",
+                                 user_loc()) from err
+
     def call_flat(self, leaves):
-        return self.fn(*leaves)
+        return self._run(leaves)
 
     def call_positional(self, arrays):
         """Call with the arrays of a flat signature and unflatten the results."""
-        outs = self.fn(*arrays)
+        outs = self._run(arrays, checked=True)
         return outs[0] if self._single else pytree.unflatten(self.out_tree, outs)
 
     def __call__(self, *args, **kwargs):
-        leaves, _ = pytree.flatten((args, kwargs))
-        if len(leaves) != len(self.in_types):
-            raise CallError(f"{self.lowered.name}: expected {len(self.in_types)} array arguments, got {len(leaves)}")
-        leaves = [np.asarray(x, dtype=t.dtype) if not _is_array(x) else x for x, t in zip(leaves, self.in_types)]
-        return pytree.unflatten(self.out_tree, self.call_flat(leaves))
+        try:
+            leaves, _ = pytree.flatten((args, kwargs))
+            if len(leaves) != len(self.in_types):
+                raise CallError(f"{self.lowered.name}: expected {len(self.in_types)} array arguments, "
+                                f"got {len(leaves)}")
+            for i, x in enumerate(leaves):
+                _leaf_key(x, f"{i}")            # a CallError for what is not an array or a number
+            leaves = _native(leaves) or leaves
+            leaves = [np.asarray(x, dtype=t.dtype) if not _is_array(x) else x for x, t in zip(leaves, self.in_types)]
+            return pytree.unflatten(self.out_tree, self.call_flat(leaves))
+        except CallError as err:
+            raise _at_call_site(err)
 
 
 class Compiled:
@@ -141,17 +180,19 @@ class Compiled:
     def __init__(self, fn, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
                  chunk_size=None, driver=None):
         from .driver import get_target
+        batched = in_dims is not None
         if isinstance(fn, Vmapped) and in_dims is None:
-            in_dims, out_dims, axis_size, fn = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn
+            # vmap(f, in_dims=None, axis_size=N) is still a vmap (every output gains the batch)
+            in_dims, out_dims, axis_size, fn, batched = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn, True
         if not callable(fn):
             raise TypeError(f"vmapc.compile: expected a function, got {type(fn).__name__}")
         if batch not in ("static", "dynamic"):
-            raise ValueError(f"vmapc.compile: batch must be 'static' or 'dynamic', got {batch!r}")
-        if (batch == "dynamic" or chunk_size is not None) and in_dims is None:
+            raise BatchingError(f"vmapc.compile: batch must be 'static' or 'dynamic', got {batch!r}")
+        if (batch == "dynamic" or chunk_size is not None) and not batched:
             raise BatchingError("vmapc.compile: batch='dynamic' and chunk_size need in_dims (which "
                                 "arguments carry the batch)")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
-            raise ValueError(f"vmapc.compile: chunk_size must be a positive int, got {chunk_size!r}")
+            raise BatchingError(f"vmapc.compile: chunk_size must be a positive int, got {chunk_size!r}")
         self.target = get_target(target)
         self.fn = fn
         self.in_dims, self.out_dims, self.axis_size = in_dims, out_dims, axis_size
@@ -164,7 +205,7 @@ class Compiled:
         self._cache: dict = {}
         self._fast: dict = {}          # ((shape, dtype), ...) of positional arrays -> Executable
         self._lock = threading.Lock()
-        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if in_dims is not None else None
+        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if batched else None
 
     def __repr__(self):
         return f"<vmapc.compile({self.__name__}, target={self.target.name!r}, in_dims={self.in_dims!r})>"
@@ -193,37 +234,57 @@ class Compiled:
         if self.chunk_size is not None:
             args, kwargs = self._chunk_args(args, kwargs, 0, self.chunk_size)
         symbolic = Sym(BATCH_SYMBOL) if self.batch == "dynamic" else None
+        if symbolic is not None and all(d is None for d in leaf_in_dims(self.fn, self.in_dims, args, kwargs)[1]):
+            raise BatchingError("vmapc.compile: batch='dynamic' needs at least one batched argument (its "
+                                "size is the batch size at run time), but every in_dim is None; use "
+                                "batch='static' with axis_size")
         bf, _, out_tree, _, f = self._vmapped.trace_batched(args, kwargs, symbolic=symbolic, with_example=True)
         bf.name = name
         return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name)
 
     def __call__(self, *args, **kwargs):
         # Fast path: positional NumPy arrays whose exact shapes and dtypes were seen
-        # before go straight to their executable (a dict lookup, no pytree work).
-        if not kwargs and self.chunk_size is None:
+        # before go straight to their executable (a dict lookup, no pytree work); with
+        # chunk_size, to the chunk loop with the batch dims found then.
+        if not kwargs:
             try:
                 fast = tuple((a.shape, a.dtype) for a in args if type(a) is np.ndarray)
             except AttributeError:
                 fast = None
             if fast is not None and len(fast) == len(args):
-                exe = self._fast.get(fast)
-                if exe is not None:
-                    return exe.call_positional(args)
+                hit = self._fast.get(fast)
+                if hit is not None:
+                    if self.chunk_size is None:
+                        return hit.call_positional(args)
+                    return self._run_chunked(hit[0], args, kwargs, list(args), hit[1])
         leaves, tree = pytree.flatten((args, kwargs))
-        bdims = None
-        if self._vmapped is not None:
-            _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
-        key = (tree, self._signature(leaves, bdims))
+        native = _native(leaves)
+        if native is not None:
+            args, kwargs = pytree.unflatten(tree, native)
+            return self(*args, **kwargs)
+        try:
+            bdims = None
+            if self._vmapped is not None:
+                _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
+            key = (tree, self._signature(leaves, bdims))
+        except (BatchingError, CallError) as err:
+            raise _at_call_site(err)
         exe = self._cache.get(key)
         if exe is None:
             with self._lock:        # one compile per signature, also under threads
                 exe = self._cache.get(key)
                 if exe is None:
-                    exe = self.lower(*args, **kwargs).compile()
+                    try:
+                        exe = self.lower(*args, **kwargs).compile()
+                    except VmapcError as err:   # errors without a line of their own: the call's
+                        raise _at_call_site(err)
                     self._cache[key] = exe
+        positional = not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args)
         if self.chunk_size is not None:
+            if positional:
+                self._fast[tuple((a.shape, a.dtype) for a in args)] = (exe, bdims)
             return self._run_chunked(exe, args, kwargs, leaves, bdims)
-        if not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args):
+        if positional:
             self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
@@ -240,33 +301,63 @@ class Compiled:
                 out.append(x)
                 continue
             size = x.shape[d]
-            idx = np.minimum(np.arange(start, start + n), max(size - 1, 0))
+            if size == 0:   # no examples: one chunk of stand-ins (their batched results are dropped)
+                shape = list(np.shape(x))
+                shape[d] = n
+                out.append(np.zeros(shape, np.asarray(x).dtype))
+                continue
+            idx = np.minimum(np.arange(start, start + n), size - 1)
             out.append(np.take(np.asarray(x), idx, axis=d))
         return pytree.unflatten(tree, out)
 
     def _run_chunked(self, exe, args, kwargs, leaves, bdims):
+        """Run the batch through `exe` (compiled for chunks of ``chunk_size``) chunk by
+        chunk. A full chunk reads each batched argument through a slice (a view: with
+        the batch in axis 0 of a C-contiguous, 64-byte aligned array and rows a multiple
+        of 64 bytes, IREE reads it in place); only the last chunk is padded (repeating
+        the last example) into a buffer of its own. Results go straight into arrays
+        allocated once for the whole batch; a batch of at most one chunk returns the
+        module's results themselves (sliced, not copied)."""
         sizes = {x.shape[d] for x, d in zip(leaves, bdims) if d is not None}
         size = sizes.pop() if sizes else self.axis_size
         n = self.chunk_size
-        if size == 0:
-            raise BatchingError("vmapc.compile: chunk_size needs a batch of at least one example")
-        out_ds = None
-        pieces = []
-        for start in range(0, size, n):
-            a, k = self._chunk_args(args, kwargs, start, n)
-            cl, _ = pytree.flatten((a, k))
-            flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(cl, exe.in_types)]
-            pieces.append(exe.call_flat(flat))
-        if out_ds is None:
-            out_ds = exe.lowered.batched.bdims
-        outs = []
-        for j, v in enumerate(exe.lowered.batched.outputs):
-            d = out_ds.get(v)
-            if d is None:
-                outs.append(pieces[0][j])
-            else:
-                whole = np.concatenate([p[j] for p in pieces], axis=d)
-                outs.append(np.take(whole, np.arange(size), axis=d))
+        flat = [np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
+        batched = [i for i, d in enumerate(bdims) if d is not None]
+        batched_program = exe.lowered.batched
+        out_ds = [batched_program.bdims.get(v) for v in batched_program.outputs]
+        outs = None
+        for start in range(0, max(size, 1), n):   # a batch of 0 still runs one chunk of stand-ins
+            stop = min(start + n, size)
+            chunk = list(flat)
+            for i in batched:
+                x, d = flat[i], bdims[i]
+                if stop - start == n:
+                    chunk[i] = x[(slice(None),) * d + (slice(start, stop),)]
+                    continue
+                shape = list(x.shape)
+                shape[d] = n
+                pad = exe.fn.module.empty(shape, x.dtype)   # IREE's pool: aligned, no page faults
+                if size == 0:     # no examples: stand-ins (their batched results are dropped)
+                    pad[...] = 0
+                else:
+                    np.take(x, np.minimum(np.arange(start, start + n), size - 1), axis=d, out=pad)
+                chunk[i] = pad
+            res = exe._run(chunk, checked=True)
+            if size <= n:
+                outs = [r if d is None else r[(slice(None),) * d + (slice(0, size),)] for r, d in zip(res, out_ds)]
+                break
+            if outs is None:
+                outs = []
+                for r, d in zip(res, out_ds):
+                    if d is None:
+                        outs.append(r)
+                    else:
+                        shape = list(r.shape)
+                        shape[d] = size
+                        outs.append(exe.fn.module.empty(shape, r.dtype))   # IREE's pool: no page faults
+            for o, r, d in zip(outs, res, out_ds):
+                if d is not None:
+                    o[(slice(None),) * d + (slice(start, stop),)] = r[(slice(None),) * d + (slice(0, stop - start),)]
         return pytree.unflatten(exe.out_tree, outs)
 
 

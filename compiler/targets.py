@@ -134,8 +134,9 @@ class Target:
     def choose_driver(self, functions) -> str:
         """The runtime driver for these functions: the target's own, except on the CPU
         without an explicit ``driver`` option, where small programs run on ``local-sync``
-        (on the calling thread: no wake-ups) and big ones on ``local-task`` (a thread
-        pool); see :func:`estimate_work` and ``docs/backends.md`` for the crossover."""
+        (on the calling thread: no wake-ups) and those with much arithmetic on working
+        sets that stay in cache on ``local-task`` (a thread pool); see :func:`task_wins`
+        and ``docs/performance.md`` for the measurements."""
         if self.name != "cpu" or dict(self.options).get("driver"):
             return self.driver
         from .ir import Function
@@ -145,48 +146,132 @@ class Target:
         for fn in functions:
             f, b = estimate_work(fn)
             flops, nbytes = max(flops, f), max(nbytes, b)
-        return "local-task" if flops >= TASK_MIN_FLOPS or nbytes >= TASK_MIN_BYTES else "local-sync"
+        return "local-task" if task_wins(flops, nbytes) else "local-sync"
+
+    def program_flags(self, functions) -> tuple:
+        """``iree-compile`` flags chosen for these programs on top of ``flags``: on the CPU
+        (unless the target fixes ``data_tiling``), data tiling for programs whose work is
+        in plain GEMMs with many rows (a batch folded into M against shared weights),
+        where it pays for packing the weights on every call; it slows batched matmuls
+        and small GEMMs (measured in docs/performance.md)."""
+        if self.name != "cpu" or dict(self.options).get("data_tiling") is not None:
+            return ()
+        from .ir import Function
+        if isinstance(functions, Function):
+            functions = [functions]
+        return DATA_TILING_FLAGS if all(_wants_data_tiling(fn) for fn in functions) else ()
+
+    def driver_switch(self, fn):
+        """For a CPU program with a symbolic batch size ``B`` and no fixed driver:
+        ``(argument index, axis, lo, hi)`` such that calls whose batch (that argument's
+        axis) is in ``[lo, hi)`` should run on ``local-task`` and the others on
+        ``local-sync`` (:func:`task_wins` evaluated at each call's batch size instead of
+        a guess; ``hi`` is None for no upper end). None when that does not apply, or when
+        local-sync wins at every size."""
+        if self.name != "cpu" or dict(self.options).get("driver"):
+            return None
+        from .shapes import Sym
+        where = next(((i, a) for i, v in enumerate(fn.inputs) for a, d in enumerate(v.shape)
+                      if isinstance(d, Sym) and d.coef == 1 and len(d.names) == 1), None)
+        if where is None:
+            return None
+        limit = 1 << 40
+
+        def first(pred):
+            """The smallest batch size >= 1 where the monotone `pred` holds (None: never)."""
+            if pred(1):
+                return 1
+            hi = 2
+            while not pred(hi):
+                if hi >= limit:
+                    return None
+                hi *= 2
+            lo = hi // 2
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if pred(mid) else (mid, hi)
+            return hi
+        lo = first(lambda b: estimate_work(fn, b)[0] >= TASK_MIN_FLOPS)
+        hi = first(lambda b: estimate_work(fn, b)[1] >= TASK_MAX_BYTES)
+        if lo is None or (hi is not None and hi <= lo):
+            return None
+        return where[0], where[1], lo, hi
 
     def __str__(self):
         return self.label
 
 
-# local-task pays 10-40 us per call in thread wake-ups; it wins from ~3e7 flops (a 256^3
-# matmul breaks even on 2 cores, 512^3 runs 1.7-2.8x faster), and for element-wise programs
-# whose buffers exceed ~1 MiB (measured in docs/backends.md).
-TASK_MIN_FLOPS = 32_000_000
-TASK_MIN_BYTES = 1 << 20
+# local-task pays 10-100 us per call in thread wake-ups and only has the other core(s) to win
+# it back with. Measured with `python -m benchmarks.run --study drivers` (2-core VM shared
+# with other jobs, IREE's caching allocator on; docs/performance.md has both runs): from
+# about 1e9 estimated flops it wins or ties (a 4096-row MLP up to 1.7x, 4096 64x64 matmuls
+# 1.2-1.8x, 256 attention heads 1.0-1.4x); below that it lost in the run with any other load
+# on the machine (element-wise chains and layer norms at every size, which are memory-bound,
+# and programs of 3e8-5e8 flops by 0.8x), and it loses again once the values touched pass
+# ~4e8 bytes (attention over 1024 and 4096 heads: 5-60% slower than one thread, far out of
+# cache). (Before the caching allocator, local-sync paid page faults on every big call, and
+# local-task was the better choice from 3.2e7 flops or 1 MiB.)
+TASK_MIN_FLOPS = 1_000_000_000
+TASK_MAX_BYTES = 400_000_000
 DYNAMIC_SIZE_GUESS = 64  # the value assumed for a symbolic batch size when estimating
 
 
-def _size(shape) -> int:
+def task_wins(flops, nbytes) -> bool:
+    """Whether ``local-task`` beats ``local-sync`` for a call of this estimated work."""
+    return flops >= TASK_MIN_FLOPS and nbytes < TASK_MAX_BYTES
+
+
+DATA_TILING_FLAGS = ("--iree-opt-data-tiling=true",)
+DATA_TILING_MIN_ROWS = 128  # M of a GEMM; a symbolic batch counts as DYNAMIC_SIZE_GUESS
+
+
+def _wants_data_tiling(fn) -> bool:
+    """Whether `fn` has a GEMM without batch dims and with at least DATA_TILING_MIN_ROWS
+    rows (or a dynamic number), and no batched contraction (whose operands data tiling
+    would pack per call too)."""
+    from .shapes import Sym
+    gemm = False
+    for e in fn.eqns:
+        if e.op != "dot_general":
+            continue
+        (lc, _), (lb, _) = e.attrs["contract"], e.attrs["batch"]
+        if lb:
+            return False
+        free = tuple(d for i, d in enumerate(e.inputs[0].shape) if i not in lc)
+        # a dynamic batch folded into M counts as many rows: IREE's GEMMs with a dynamic M
+        # run 2x faster data-tiled at 256 rows, and lose ~15 us at one (docs/performance.md)
+        gemm = gemm or _size(free) >= DATA_TILING_MIN_ROWS or any(isinstance(d, Sym) for d in free)
+    return gemm
+
+
+def _size(shape, sym_value=None) -> int:
     from .shapes import Sym
     n = 1
     for d in shape:
         if isinstance(d, Sym):
-            d = d.coef * DYNAMIC_SIZE_GUESS ** len(d.names)
+            d = d.coef * (DYNAMIC_SIZE_GUESS if sym_value is None else sym_value) ** len(d.names)
         n *= int(d)
     return n
 
 
-def estimate_work(fn):
+def estimate_work(fn, sym_value=None):
     """(flops, bytes) of one call of `fn`: 2*M*N*K per contraction, one flop per element of
     every other equation's inputs and outputs, and the bytes of all values touched (a
-    symbolic size counts as ``DYNAMIC_SIZE_GUESS``)."""
+    symbolic size counts as `sym_value`, by default ``DYNAMIC_SIZE_GUESS``)."""
     flops, nbytes = 0, 0
     for v in fn.inputs:
-        nbytes += _size(v.shape) * np.dtype(v.dtype).itemsize
+        nbytes += _size(v.shape, sym_value) * np.dtype(v.dtype).itemsize
     for e in fn.eqns:
-        out = sum(_size(v.shape) for v in e.outputs)
+        out = sum(_size(v.shape, sym_value) for v in e.outputs)
         if e.op == "dot_general":
             (lc, _), _ = e.attrs["contract"], e.attrs["batch"]
             k = 1
             for a in lc:
-                k *= _size((e.inputs[0].shape[a],))
+                k *= _size((e.inputs[0].shape[a],), sym_value)
             flops += 2 * out * k
         else:
-            flops += out + sum(_size(v.shape) for v in e.inputs)
-        nbytes += sum(_size(v.shape) * np.dtype(v.dtype).itemsize for v in e.outputs)
+            flops += out + sum(_size(v.shape, sym_value) for v in e.inputs)
+        nbytes += sum(_size(v.shape, sym_value) * np.dtype(v.dtype).itemsize for v in e.outputs)
     return flops, nbytes
 
 
@@ -197,13 +282,21 @@ _DEFAULTS = {"cpu": {"cpu": "host"}, "vulkan": {"profile": "desktop"}, "cuda": {
 _CPU_DRIVERS = ("local-sync", "local-task")
 
 
+# IREE 3.13's default (global opt level O0) leaves these off; O2 turns them on. Measured
+# (docs/performance.md, `--study flags`): vectorized reductions (reassociating float sums,
+# as NumPy's pairwise summation does too) and fusing a reduction with its consumers run
+# layer norm 2x and attention 1.2-1.3x faster and change nothing measurable elsewhere.
+CPU_OPT_FLAGS = ("--iree-dispatch-creation-enable-aggressive-fusion=true",
+                 "--iree-llvmcpu-reassociate-fp-reductions=true")
+
+
 def _cpu(cpu="host", features=None, triple=None, driver=None, data_tiling=None):
     if driver is not None and driver not in _CPU_DRIVERS:
         raise TargetError(f"cpu: driver must be one of {', '.join(_CPU_DRIVERS)}, got {driver!r}")
     if not isinstance(cpu, str) or not cpu:
         raise TargetError(f"cpu: cpu must be an LLVM CPU name ('host', 'generic', 'x86-64-v3', ...), got {cpu!r}")
     flags = _COMMON + ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                       f"--iree-llvmcpu-target-cpu={cpu}")
+                       f"--iree-llvmcpu-target-cpu={cpu}") + CPU_OPT_FLAGS
     if features:
         flags += (f"--iree-llvmcpu-target-cpu-features={features}",)
     if triple:

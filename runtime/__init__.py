@@ -3,6 +3,6 @@
 Imports only ``iree.runtime`` and NumPy, never ``iree.compiler``.
 """
 
-from .module import Function, Module, device, load
+from .module import Function, Module, aligned, aligned_empty, device, load, trim
 
-__all__ = ["Module", "Function", "device", "load"]
+__all__ = ["Module", "Function", "aligned", "aligned_empty", "device", "load", "trim"]

@@ -8,16 +8,20 @@ compiled module; the VM instance and the device are shared by every module that
 uses the same HAL driver (``local-sync``: runs on the calling thread, cheapest
 for small calls; ``local-task``: a thread pool, for big kernels).
 
-Arguments are copied into device buffers (never imported zero-copy: IREE's CPU
-kernels need 64-byte aligned host memory, NumPy only guarantees 16) and results
-are copied back into fresh NumPy arrays. Element types are passed by their bits:
-unsigned integers travel as the same-width signless integers the compiled code
-uses, and ``bool`` as one byte per element.
+On the CPU, arguments of at least 16 KiB that are 64-byte aligned, C-contiguous
+and writeable are imported zero-copy (IREE's CPU kernels assume 64-byte aligned
+memory and a misaligned import crashes the process, while NumPy only guarantees
+16: :func:`aligned_empty` and :func:`aligned` make such arrays); other arguments
+are copied into device buffers. Results of at least 16 KiB are NumPy views of
+IREE's result buffers, smaller ones are copied. Element types are passed by their
+bits: unsigned integers travel as the same-width signless integers the compiled
+code uses, and ``bool`` as one byte per element.
 
 How data crosses depends on the device:
 
-* CPU (``local-sync``/``local-task``): inputs by ``allocate_buffer_copy``, results
-  mapped (they are host memory) and copied out.
+* CPU (``local-sync``/``local-task``): inputs imported in place or copied by
+  ``allocate_buffer_copy``; results mapped (they are host memory) and viewed or copied
+  (see :class:`Function`).
 * GPUs: IREE 3.13 returns results in device-local buffers that cannot be mapped, and
   its own readback (``DeviceArray.to_host()``) imports a NumPy array as the target of
   the copy, which Vulkan rejects (NumPy's 16-byte alignment). So a function compiled
@@ -32,6 +36,7 @@ How data crosses depends on the device:
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import threading
@@ -62,13 +67,32 @@ _ELEMENT_TYPES = {
 }
 
 
+# The CPU drivers allocate through IREE's caching allocator: a buffer freed by one call
+# (a transient, or a result the caller dropped) serves the next allocation of the same
+# size, instead of going back to the OS and page-faulting in again (measured: 36 ms ->
+# 5.3 ms for a 64 MiB element-wise call on local-sync; docs/performance.md). Bounded:
+# allocations over 256 MiB bypass it, and it trims its free buffers when the memory it
+# manages passes 1 GiB. VMAPC_CPU_ALLOCATOR overrides the spec ("none": no cache);
+# trim() gives the cached memory back.
+CPU_ALLOCATOR = "caching:*=268435456;1073741824;64"
+
+
+def _allocators(driver: str):
+    if driver not in _LOCAL_DRIVERS:
+        return None
+    spec = os.environ.get("VMAPC_CPU_ALLOCATOR", CPU_ALLOCATOR).strip()
+    return None if spec in ("", "none") else [spec]
+
+
 def device(driver: str = "local-sync"):
     """(VmInstance, HalDevice, hal VmModule) for a HAL driver, created once per process."""
     with _LOCK:
         entry = _DEVICES.get(driver)
         if entry is None:
             try:
-                dev = rt.get_driver(driver).create_default_device()
+                allocators = _allocators(driver)
+                drv = rt.get_driver(driver)
+                dev = drv.create_default_device(allocators=allocators) if allocators else drv.create_default_device()
             except (ValueError, RuntimeError) as e:
                 from ..errors import TargetError
                 raise TargetError(f"cannot open IREE driver {driver!r}: {e}") from None
@@ -76,6 +100,15 @@ def device(driver: str = "local-sync"):
             entry = (inst, dev, rt.create_hal_module(inst, dev))
             _DEVICES[driver] = entry
         return entry
+
+
+def trim():
+    """Give the memory IREE's allocators keep for reuse back to the system (every driver
+    opened in this process)."""
+    with _LOCK:
+        entries = list(_DEVICES.values())
+    for _, dev, _ in entries:
+        dev.allocator.trim()
 
 
 _MAP = int(rt.BufferUsage.MAPPING_SCOPED)
@@ -176,6 +209,20 @@ class Module:
             del view
         return rt.HalBufferView(buf, list(a.shape), _ELEMENT_TYPES[a.dtype])
 
+    def empty(self, shape, dtype) -> np.ndarray:
+        """A writeable, 64-byte aligned NumPy array backed by a buffer of this module's
+        device allocator (on the CPU drivers its caching pool, so a buffer of a size seen
+        before is reused without page faults); other drivers give :func:`aligned_empty`."""
+        dtype = np.dtype(dtype)
+        shape = tuple(int(d) for d in shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if self.driver not in _LOCAL_DRIVERS or nbytes == 0:
+            return aligned_empty(shape, dtype)
+        buf = self.device.allocator.allocate_buffer(memory_type=_DEVICE_MAPPABLE, allowed_usage=_STORAGE_USAGE,
+                                                    allocation_size=nbytes)
+        mapped = buf.map()
+        return _owning_view(mapped, (mapped, buf), _address(mapped), nbytes, shape, dtype)
+
     def storage(self, nbytes: int):
         """A host-visible buffer for a result written through ``{iree.abi.output}``."""
         return self.device.allocator.allocate_buffer(memory_type=_HOST, allowed_usage=_STORAGE_USAGE,
@@ -218,7 +265,20 @@ class Module:
 
 
 class Function:
-    """One function of a :class:`Module`; call it with NumPy arrays, get a list of arrays."""
+    """One function of a :class:`Module`; call it with NumPy arrays, get a list of arrays.
+
+    On the CPU drivers a call costs little more than IREE's own invoke (see
+    ``docs/performance.md``): the signature is checked against precomputed
+    ``(shape, dtype)`` pairs, inputs of at least ``IMPORT_MIN_BYTES`` that are
+    64-byte aligned, C-contiguous and writeable are imported without a copy
+    (the compiled code reads the caller's memory; anything else is copied, since
+    IREE's kernels assume 64-byte alignment and a misaligned import crashes), and
+    results of at least ``VIEW_MIN_BYTES`` are returned as NumPy views of IREE's
+    result buffers (each view keeps its buffer alive) instead of copies. A result
+    that IREE returns in an input's memory (``lambda x: x`` or a slice of an input
+    imported without a copy), or in memory another result already occupies, is
+    copied, so results never alias the arguments or each other.
+    """
 
     def __init__(self, module: Module, name: str, vm_fn, in_types=None, out_types=None):
         self.module = module
@@ -229,6 +289,15 @@ class Function:
         decl = _declaration(vm_fn)
         self.storage_outputs = _storage_outputs(decl)  # result index of each output-storage argument
         self._declared = _declared_results(decl) if self.storage_outputs else []
+        # the fast path: CPU drivers without output storage
+        self._local = module.driver in _LOCAL_DRIVERS and not self.storage_outputs
+        self._n_out = len(self.out_types) if self.out_types is not None else 8
+        self._out_dtypes = ([np.dtype(t.dtype) for t in self.out_types] if self.out_types is not None else None)
+        self._static = None  # ((shape, dtype), ...) when every input shape is static
+        if self.in_types is not None:
+            sig = tuple((tuple(t.shape), np.dtype(t.dtype)) for t in self.in_types)
+            if all(isinstance(d, int) for shape, _ in sig for d in shape):
+                self._static = sig
 
     def _result_layouts(self, bindings) -> list:
         """(shape, dtype) of each result before the call (needed to size output storage)."""
@@ -240,7 +309,14 @@ class Function:
         return self._declared
 
     def _check(self, args):
-        arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in args]
+        arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in args]
+        sig = self._static
+        if sig is not None and len(arrays) == len(sig):
+            for a, (shape, dtype) in zip(arrays, sig):
+                if a.shape != shape or a.dtype != dtype:
+                    break
+            else:
+                return arrays, {}
         if self.in_types is None:
             for i, a in enumerate(arrays):
                 if a.dtype not in _ELEMENT_TYPES:
@@ -260,6 +336,78 @@ class Function:
 
     def __call__(self, *args) -> list:
         arrays, bindings = self._check(args)
+        if self._local:
+            return self._call_local(arrays)
+        return self._call_device(arrays, bindings)
+
+    def call_checked(self, arrays) -> list:
+        """Call with NumPy arrays the caller has already checked against the signature
+        (exact dtypes and shapes): ``vmapc.compile``'s fast path."""
+        if self._local:
+            return self._call_local(arrays)
+        return self(*arrays)
+
+    # -- CPU: zero-copy inputs, results as views ------------------------------------------------
+    def _call_local(self, arrays) -> list:
+        module = self.module
+        dev = module.device
+        alloc = dev.allocator
+        arg_list = rt.VmVariantList(len(arrays))
+        pinned = None  # [start, end) of each input the compiled code reads in place
+        for a in arrays:
+            nbytes = a.nbytes
+            et = _ELEMENT_TYPES[a.dtype]
+            if nbytes >= IMPORT_MIN_BYTES and a.flags.c_contiguous and a.flags.writeable:
+                ptr = a.ctypes.data
+                if ptr % ALIGNMENT == 0:
+                    buf = alloc.import_host_allocation(a, _ML, _US)
+                    arg_list.push_ref(rt.HalBufferView(buf, a.shape, et))
+                    if pinned is None:
+                        pinned = []
+                    pinned.append((ptr, ptr + nbytes))
+                    continue
+            if a.size and a.dtype is not _BOOL and a.flags.c_contiguous:
+                arg_list.push_ref(alloc.allocate_buffer_copy(_ML, _US, dev, a, et))
+            else:
+                arg_list.push_ref(_buffer_view(dev, a))
+        ret = rt.VmVariantList(self._n_out)
+        module.context.invoke(self.vm_fn, arg_list, ret)
+        del arg_list
+        dtypes = self._out_dtypes
+        outs = []
+        for i in range(len(ret)):
+            bv = ret.get_as_object(i, rt.HalBufferView)
+            dtype = dtypes[i] if dtypes is not None else np.dtype(rt.HalElementType.map_to_dtype(bv.element_type))
+            shape = tuple(bv.shape)
+            st = _storage_dtype(dtype)
+            try:
+                mapped = bv.map()
+            except RuntimeError:          # not host memory (never seen on the CPU drivers)
+                mapped = None
+            if mapped is None or 0 in shape:
+                outs.append(module.read(bv, dtype))
+                continue
+            if bv.byte_length < VIEW_MIN_BYTES:
+                # small: a private copy (and IREE's buffer is freed now); frombuffer is the
+                # cheapest way into the mapping (read-only, hence the copy)
+                a = np.frombuffer(mapped, st).reshape(shape).copy()
+            else:
+                ptr = _address(mapped)
+                span = (ptr, ptr + bv.byte_length)
+                if pinned is not None and any(s < span[1] and span[0] < e for s, e in pinned):
+                    # in an input's or an earlier result's memory: a copy
+                    a = np.frombuffer(mapped, st).reshape(shape).copy()
+                else:
+                    # a writeable view that keeps the mapping and the buffer alive
+                    a = _owning_view(mapped, (mapped, bv), ptr, bv.byte_length, shape, st)
+                    if pinned is None:
+                        pinned = []
+                    pinned.append(span)
+            outs.append(a if st is dtype else a.view(dtype))
+        return outs
+
+    # -- GPUs and output storage ----------------------------------------------------------------
+    def _call_device(self, arrays, bindings) -> list:
         module = self.module
         arg_list = rt.VmVariantList(len(arrays) + len(self.storage_outputs))
         for a in arrays:
@@ -269,8 +417,7 @@ class Function:
             for k in self.storage_outputs:
                 shape, dtype = layouts[k]
                 arg_list.push_ref(module.storage(int(np.prod(shape, dtype=np.int64)) * _storage_dtype(dtype).itemsize))
-        n_out = len(self.out_types) if self.out_types is not None else 8
-        ret = rt.VmVariantList(n_out)
+        ret = rt.VmVariantList(self._n_out)
         module.context.invoke(self.vm_fn, arg_list, ret)
         outs = []
         for i in range(len(ret)):
@@ -284,6 +431,106 @@ class Function:
 
     def __repr__(self):
         return f"<vmapc.runtime.Function {self.name}>"
+
+
+class ByBatchSize:
+    """One function of a module compiled with a dynamic batch size, loaded on two CPU
+    drivers: calls whose batch (the size of `axis` of argument `arg`) is in
+    ``[threshold, upper)`` run on ``local-task`` (a thread pool, loaded on first use),
+    the others on ``local-sync`` (the calling thread: no wake-ups). `upper` None: no
+    upper end. Called like a :class:`Function`."""
+
+    def __init__(self, vmfb, name: str, signatures: dict, arg: int, axis: int, threshold: int,
+                 upper: int | None = None):
+        self._vmfb, self.name, self._signatures = vmfb, name, signatures
+        self.arg, self.axis, self.threshold, self.upper = arg, axis, threshold, upper
+        self.small = Module(vmfb, driver="local-sync", signatures=signatures).function(name)
+        self._large = None
+        self._lock = threading.Lock()
+
+    @property
+    def module(self):
+        return self.small.module
+
+    @property
+    def large(self) -> "Function":
+        if self._large is None:
+            with self._lock:
+                if self._large is None:
+                    self._large = Module(self._vmfb, driver="local-task",
+                                         signatures=self._signatures).function(self.name)
+        return self._large
+
+    def pick(self, args) -> "Function":
+        try:
+            n = args[self.arg].shape[self.axis]
+            big = n >= self.threshold and (self.upper is None or n < self.upper)
+        except (IndexError, AttributeError, TypeError):
+            big = False          # the small function's checks will say what is wrong
+        return self.large if big else self.small
+
+    def __call__(self, *args) -> list:
+        return self.pick(args)(*args)
+
+    def call_checked(self, arrays) -> list:
+        return self.pick(arrays).call_checked(arrays)
+
+    def __repr__(self):
+        task = f"{self.threshold}" + (f" to {self.upper - 1}" if self.upper else " or more")
+        return f"<vmapc.runtime.ByBatchSize {self.name}: local-task for {task} examples, else local-sync>"
+
+
+# Zero-copy thresholds (measured in docs/performance.md): below them a copy costs less
+# than finding the array's address (~1 us), and a small result copied out frees IREE's
+# buffer at once instead of pinning it as long as the caller keeps the array.
+ALIGNMENT = 64
+IMPORT_MIN_BYTES = 16 * 1024
+VIEW_MIN_BYTES = 16 * 1024
+_BOOL = np.dtype(np.bool_)
+_ML = int(rt.MemoryType.DEVICE_LOCAL)
+_US = int(rt.BufferUsage.DEFAULT)
+_HOST_VISIBLE = int(rt.MemoryType.HOST_VISIBLE)
+
+
+def _address(mapped) -> int:
+    """The address of a mapping's first byte."""
+    return np.frombuffer(mapped, np.uint8).ctypes.data
+
+
+def _owning_view(mapped, keep, ptr: int, nbytes: int, shape, dtype) -> np.ndarray:
+    """A writeable NumPy array over `nbytes` of mapped IREE memory at `ptr`, whose base
+    holds `keep` (the mapping and its buffer), so the memory lives as long as the array
+    or any view of it. (``MappedMemory.asarray`` ties the mapping to the array it
+    returns in a way that a view of that array does not keep: the buffer was freed and
+    reused under a view, measured. Its buffer protocol is read-only.) The ctypes array
+    type is rounded up to a power of two so that few distinct types get cached."""
+    size = 1 << max(int(nbytes) - 1, 1).bit_length()
+    raw = (ctypes.c_char * size).from_address(ptr)
+    raw._vmapc_keep = keep
+    dtype = np.dtype(dtype)
+    return np.frombuffer(raw, dtype, count=int(nbytes) // dtype.itemsize).reshape(shape)
+
+
+def aligned_empty(shape, dtype=np.float32) -> np.ndarray:
+    """An uninitialized C-contiguous array whose data starts on a 64-byte boundary:
+    vmapc's CPU runtime passes such arrays to the compiled code without copying them."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    off = (-raw.ctypes.data) % ALIGNMENT
+    return raw[off:off + nbytes].view(dtype).reshape(shape)
+
+
+def aligned(a) -> np.ndarray:
+    """`a` itself when it is a C-contiguous, writeable, 64-byte aligned array, else an
+    aligned copy (see :func:`aligned_empty`)."""
+    a = np.asarray(a)
+    if a.flags.c_contiguous and a.flags.writeable and a.ctypes.data % ALIGNMENT == 0:
+        return a
+    out = aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def _buffer_view(dev, a: np.ndarray):

@@ -452,17 +452,17 @@ def test_vmapc_targets_reports_every_target():
 def test_cpu_driver_choice_by_estimated_work():
     small = _fn("s", [((8, 4), dt.FLOAT32), ((4, 3), dt.FLOAT32)],
                 lambda b, x, w: [b.emit("dot_general", x, w, contract=((1,), (0,)), batch=((), ()))])
-    big = _fn("g", [((512, 512), dt.FLOAT32), ((512, 512), dt.FLOAT32)],
+    big = _fn("g", [((1024, 1024), dt.FLOAT32), ((1024, 1024), dt.FLOAT32)],
               lambda b, x, w: [b.emit("dot_general", x, w, contract=((1,), (0,)), batch=((), ()))])
     wide = _fn("w", [((1 << 19,), dt.FLOAT32)], lambda b, x: [b.emit("tanh", x)])
     cpu = targets.target("cpu")
     assert cpu.choose_driver([small]) == "local-sync"
     assert cpu.choose_driver([big]) == "local-task"
-    assert cpu.choose_driver([wide]) == "local-task"
+    assert cpu.choose_driver([wide]) == "local-sync"   # memory-bound: the thread pool does not pay
     assert targets.target("cpu", driver="local-sync").choose_driver([big]) == "local-sync"
     assert targets.target("vulkan").choose_driver([big]) == "vulkan"
     flops, nbytes = targets.estimate_work(big)
-    assert flops == 2 * 512 ** 3 and nbytes == 3 * 512 * 512 * 4
+    assert flops == 2 * 1024 ** 3 and nbytes == 3 * 1024 * 1024 * 4
 
 
 def test_compile_picks_and_overrides_the_driver(vmapc_shared_cache):
