@@ -1,0 +1,1 @@
+"""vmapc's benchmarks: ``python -m benchmarks.run`` (see ``benchmarks/README.md``)."""
