@@ -69,12 +69,17 @@ _ELEMENT_TYPES = {
 
 # The CPU drivers allocate through IREE's caching allocator: a buffer freed by one call
 # (a transient, or a result the caller dropped) serves the next allocation of the same
-# size, instead of going back to the OS and page-faulting in again (measured: 36 ms ->
-# 5.3 ms for a 64 MiB element-wise call on local-sync; docs/performance.md). Bounded:
-# allocations over 256 MiB bypass it, and it trims its free buffers when the memory it
-# manages passes 1 GiB. VMAPC_CPU_ALLOCATOR overrides the spec ("none": no cache);
-# trim() gives the cached memory back.
-CPU_ALLOCATOR = "caching:*=268435456;1073741824;64"
+# size, instead of going back to the OS and page-faulting in again (a 64 MiB element-wise
+# call on local-sync: 38 ms with fresh buffers, 10 ms with reused ones; docs/performance.md).
+# The spec is max_allocation_size;max_allocation_capacity;max_free_allocation_count.
+# Bounded: allocations over 256 MiB bypass it, and it trims its free buffers when the
+# memory it manages passes 1 GiB. Its free list holds up to 1024 buffers: IREE evicts
+# free buffers only by bytes, never by count, so with IREE's default of 64 a process that
+# had freed 64 small buffers of other sizes stopped caching anything (every big call paid
+# its page faults again); loading a module also trims the pool, so the buffers of
+# programs no longer in use do not crowd out the new ones. VMAPC_CPU_ALLOCATOR overrides
+# the spec ("none": no cache); trim() gives the cached memory back.
+CPU_ALLOCATOR = "caching:*=268435456;1073741824;1024"
 
 
 def _allocators(driver: str):
@@ -189,6 +194,8 @@ class Module:
         except (ValueError, RuntimeError) as e:
             raise ArtifactError(f"not a valid IREE module: {e}") from None
         self.context = rt.VmContext(self.instance, modules=[hal, self.vm_module])
+        if driver in _LOCAL_DRIVERS:
+            self.device.allocator.trim()   # a new working set (see CPU_ALLOCATOR)
         self.signatures = dict(signatures or {})
         self._functions: dict = {}
 
