@@ -22,8 +22,8 @@ The pipeline, each stage inspectable:
 """
 
 from . import dtypes, errors, pytree, shapes
-from .errors import (ArtifactError, BatchingError, CallError, CompileError, LoweringError, PerformanceWarning,
-                     TargetError, TracingError, UnsupportedError, VmapcError)
+from .errors import (ArtifactError, BatchingError, CallError, CompileError, LoweringError, NotCallableError,
+                     PerformanceWarning, TargetError, TracingError, UnsupportedError, VmapcError)
 from .ir import Function, TensorType
 from .reference import evaluate as eval  # noqa: A001
 from .shapes import Sym

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import dtypes as dt
 from . import pytree
-from .errors import BatchingError, CallError, ExecutionError, VmapcError
+from .errors import BatchingError, CallError, ExecutionError, NotCallableError, VmapcError
 from .optimize import simplify
 from .shapes import Sym
 from .tracing import Tracer, trace_flat, user_loc
@@ -185,7 +185,7 @@ class Compiled:
             # vmap(f, in_dims=None, axis_size=N) is still a vmap (every output gains the batch)
             in_dims, out_dims, axis_size, fn, batched = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn, True
         if not callable(fn):
-            raise TypeError(f"vmapc.compile: expected a function, got {type(fn).__name__}")
+            raise NotCallableError(f"vmapc.compile: expected a function, got {type(fn).__name__}")
         if batch not in ("static", "dynamic"):
             raise BatchingError(f"vmapc.compile: batch must be 'static' or 'dynamic', got {batch!r}")
         if (batch == "dynamic" or chunk_size is not None) and not batched:

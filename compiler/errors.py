@@ -79,6 +79,10 @@ class TracingError(VmapcError):
     """Something in the user's function cannot be traced."""
 
 
+class NotCallableError(TracingError, TypeError):
+    """``vmapc.trace``, ``vmapc.vmap`` or ``vmapc.compile`` given something that is not a function."""
+
+
 class TracerBoolConversionError(TracingError, TypeError):
     """Python control flow (``if``, ``while``, ``and``/``or``) on a traced value."""
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import dtypes as dt
 from . import pytree
-from .errors import (Loc, TracerBoolConversionError, TracerConversionError, TracingError,
+from .errors import (Loc, NotCallableError, TracerBoolConversionError, TracerConversionError, TracingError,
                      UnsupportedError, VmapcError)
 from .ir import Builder, Function, TensorType, Var
 
@@ -520,4 +520,6 @@ def trace(fn, *args, **kwargs) -> Function:
 
     >>> print(vmapc.trace(lambda x, w: np.tanh(x @ w), vmapc.f32[8, 4], vmapc.f32[4, 3]))
     """
+    if not callable(fn):
+        raise NotCallableError(f"vmapc.trace: expected a function, got {type(fn).__name__}")
     return trace_flat(fn, args, kwargs)[0]

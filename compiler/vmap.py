@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import pytree
-from .errors import BatchingError, VmapcError
+from .errors import BatchingError, NotCallableError, VmapcError
 from .ir import Builder, Function, Var
 from .shapes import Sym
 
@@ -240,7 +240,7 @@ class Vmapped:
 
     def __init__(self, fn, in_dims=0, out_dims=0, axis_size=None):
         if not callable(fn):
-            raise BatchingError(f"vmap: expected a function, got {type(fn).__name__}")
+            raise NotCallableError(f"vmap: expected a function, got {type(fn).__name__}")
         self.fn = fn
         self.in_dims = in_dims
         self.out_dims = out_dims

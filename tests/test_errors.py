@@ -19,9 +19,9 @@ import pytest
 import vmapc
 from vmapc import errors, lowering, rules
 from vmapc.errors import (ArtifactError, BatchingError, CallError, CompileError, DTypeError, ExecutionError,
-                          IRError, IRParseError, Loc, LoweringError, OutOfBoundsError, ShapeError, TargetError,
-                          TracerBoolConversionError, TracerConversionError, TracingError, UnsupportedError,
-                          VmapcError)
+                          IRError, IRParseError, Loc, LoweringError, NotCallableError, OutOfBoundsError,
+                          ShapeError, TargetError, TracerBoolConversionError, TracerConversionError,
+                          TracingError, UnsupportedError, VmapcError)
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
 
@@ -314,9 +314,19 @@ def ir_vmap_out_dims_out_of_range():
     vmapc.vmap(vmapc.trace(lambda x: x, F32[3]), in_dims=0, out_dims=7, axis_size=2)
 
 
-@entry("batch", BatchingError, r"vmap: expected a function, got int", loc=False)
+@entry("trace", NotCallableError, r"vmap: expected a function, got int", loc=False)
 def vmap_of_non_function():
     vmapc.vmap(3)
+
+
+@entry("trace", NotCallableError, r"vmapc.compile: expected a function, got int", loc=False)
+def compile_of_non_function():
+    vmapc.compile(3)
+
+
+@entry("trace", NotCallableError, r"vmapc.trace: expected a function, got str", loc=False)
+def trace_of_non_function():
+    vmapc.trace("f", F32[3])
 
 
 # --- lowering, compiling and targets ------------------------------------------------------------------

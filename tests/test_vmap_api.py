@@ -237,5 +237,5 @@ def test_errors_are_raised_before_compiling():
 
 
 def test_vmap_needs_a_function():
-    with pytest.raises(BatchingError, match="expected a function"):
+    with pytest.raises(vmapc.errors.NotCallableError, match="expected a function"):
         vmapc.vmap(3)
