@@ -202,15 +202,12 @@ class Target:
 
 
 # local-task pays 10-100 us per call in thread wake-ups and only has the other core(s) to win
-# it back with. Measured with `python -m benchmarks.run --study drivers` (2-core VM shared
-# with other jobs, IREE's caching allocator on; docs/performance.md has both runs): from
-# about 1e9 estimated flops it wins or ties (a 4096-row MLP up to 1.7x, 4096 64x64 matmuls
-# 1.2-1.8x, 256 attention heads 1.0-1.4x); below that it lost in the run with any other load
-# on the machine (element-wise chains and layer norms at every size, which are memory-bound,
-# and programs of 3e8-5e8 flops by 0.8x), and it loses again once the values touched pass
-# ~4e8 bytes (attention over 1024 and 4096 heads: 5-60% slower than one thread, far out of
-# cache). (Before the caching allocator, local-sync paid page faults on every big call, and
-# local-task was the better choice from 3.2e7 flops or 1 MiB.)
+# it back with. Measured twice a week apart with `python -m benchmarks.run --study drivers`
+# on a 2-core VM (docs/performance.md has both runs): with the second core free it won from
+# ~1e8 estimated flops; with other jobs on the host it lost below ~1e9 flops (by up to 2x:
+# element-wise chains and layer norms at every size, bmm at B = 256) and past ~4e8 bytes
+# (attention over 1024 and 4096 heads, far out of cache: 5-60% slower), and tied or won
+# from 1e9 flops. The rule below is the one that loses little on both days.
 TASK_MIN_FLOPS = 1_000_000_000
 TASK_MAX_BYTES = 400_000_000
 DYNAMIC_SIZE_GUESS = 64  # the value assumed for a symbolic batch size when estimating
@@ -239,7 +236,7 @@ def _wants_data_tiling(fn) -> bool:
             return False
         free = tuple(d for i, d in enumerate(e.inputs[0].shape) if i not in lc)
         # a dynamic batch folded into M counts as many rows: IREE's GEMMs with a dynamic M
-        # run 2x faster data-tiled at 256 rows, and lose ~15 us at one (docs/performance.md)
+        # run 1.8x faster data-tiled at 256 rows, and lose ~25 us at one (docs/performance.md)
         gemm = gemm or _size(free) >= DATA_TILING_MIN_ROWS or any(isinstance(d, Sym) for d in free)
     return gemm
 
