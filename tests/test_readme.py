@@ -82,3 +82,18 @@ def test_readme_command_line_walkthrough(tmp_path, vmapc_shared_cache):
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     np.testing.assert_allclose(np.load(tmp_path / "ys_python.npy"), expected, **MLP_TOL)
+
+
+def test_quick_start_is_two_commands_that_ci_runs():
+    """The README opens with two commands: one installs and runs the demo, one installs
+    and runs the tests; .ci/run runs the second one (with python3 spelled out)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Quick start\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    demo, tests = (b.strip() for b in re.findall(r"^```\n(.*?)^```", section, re.S | re.M))
+    assert "\n" not in demo and "\n" not in tests
+    script = demo.split("&&")[1].split()[-1]
+    assert (ROOT / script).is_file(), f"the quick start runs {script}, which does not exist"
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    normalize = lambda cmd: cmd.replace("python3 -m pip", "pip").replace("python3", "python")
+    assert normalize(ci) == normalize(tests), (ci, tests)
