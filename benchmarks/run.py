@@ -760,6 +760,16 @@ def run(args) -> dict:
     return results
 
 
+def _write_study(out_dir: str, name: str, out: dict) -> int:
+    """Write a study's results (with the load average now) as JSON; the exit status."""
+    out["machine"]["load_after"] = _loadavg()
+    path = os.path.join(out_dir, name)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -783,25 +793,15 @@ def main(argv=None):
     if args.study == "drivers":
         sizes = [int(s) for s in (args.sizes or ",".join(str(1 << k) for k in range(0, 13, 2))).split(",")]
         names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
-        out = {"machine": machine_info(), "drivers": study_drivers([WORKLOADS[n] for n in names], sizes, args.budget)}
-        out["machine"]["load_after"] = _loadavg()
-        path = os.path.join(args.out, "drivers.json")
-        with open(path, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"wrote {path}")
-        return 0
+        return _write_study(args.out, "drivers.json", {"machine": machine_info(), "drivers": study_drivers(
+            [WORKLOADS[n] for n in names], sizes, args.budget)})
     if args.study == "flags":
         sizes = [int(s) for s in (args.sizes or "16,256,4096").split(",")]
         names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
-        out = {"machine": machine_info(),
-               "flags": study_flags([WORKLOADS[n] for n in names], sizes, args.budget),
-               "named_vs_generic": study_named_vs_generic(sizes, args.budget)}
-        out["machine"]["load_after"] = _loadavg()
-        path = os.path.join(args.out, "flags.json")
-        with open(path, "w") as f:
-            json.dump(out, f, indent=1)
-        print(f"wrote {path}")
-        return 0
+        return _write_study(args.out, "flags.json", {
+            "machine": machine_info(),
+            "flags": study_flags([WORKLOADS[n] for n in names], sizes, args.budget),
+            "named_vs_generic": study_named_vs_generic(sizes, args.budget)})
     try:
         results = run(args)
     except Exception:

@@ -16,3 +16,13 @@ def vmapc_shared_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VMAPC_CACHE_DIR", str(path))
         yield path
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty disk cache (its path) and an empty memory cache, for this test only."""
+    from vmapc import driver
+    monkeypatch.setenv("VMAPC_CACHE_DIR", str(tmp_path / "cache"))
+    driver.clear_memory_cache()
+    yield tmp_path / "cache"
+    driver.clear_memory_cache()

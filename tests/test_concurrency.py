@@ -192,14 +192,6 @@ def _entry_is_whole(path):
 
 # --- damaged cache entries, through the API ---------------------------------------------------------
 
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VMAPC_CACHE_DIR", str(tmp_path / "cache"))
-    driver.clear_memory_cache()
-    yield tmp_path / "cache"
-    driver.clear_memory_cache()
-
-
 def cached_model(x):
     return np.exp(-x * x) * 0.75
 
@@ -209,10 +201,10 @@ X = np.linspace(-2, 2, 7, dtype=np.float32)
 
 @pytest.mark.parametrize("damage", ["empty file", "truncated payload", "flipped payload byte",
                                     "truncated header"])
-def test_damaged_entry_is_discarded_and_rebuilt(fresh_cache, damage):
+def test_damaged_entry_is_discarded_and_rebuilt(empty_cache, damage):
     want = np.exp(-X * X) * 0.75
     np.testing.assert_allclose(vmapc.compile(cached_model)(X), want, rtol=1e-6)
-    (entry,) = fresh_cache.glob("*.vmfb")
+    (entry,) = empty_cache.glob("*.vmfb")
     good = entry.read_bytes()
     if damage == "empty file":
         entry.write_bytes(b"")
@@ -236,17 +228,17 @@ def test_damaged_entry_is_discarded_and_rebuilt(fresh_cache, damage):
         np.testing.assert_allclose(vmapc.compile(cached_model)(X), want, rtol=1e-6)
 
 
-def test_leftovers_of_a_killed_writer_do_not_matter(fresh_cache):
+def test_leftovers_of_a_killed_writer_do_not_matter(empty_cache):
     """A writer killed mid-write leaves a temporary file (never a partial entry, the
     entry appears by rename) and perhaps its lock file: both are ignored."""
-    fresh_cache.mkdir(parents=True)
-    (fresh_cache / ".0123456789abcdef.junk.tmp").write_bytes(b"half a module")
-    (fresh_cache / "locks").mkdir()
+    empty_cache.mkdir(parents=True)
+    (empty_cache / ".0123456789abcdef.junk.tmp").write_bytes(b"half a module")
+    (empty_cache / "locks").mkdir()
     want = np.exp(-X * X) * 0.75
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(vmapc.compile(cached_model)(X), want, rtol=1e-6)
-    (entry,) = fresh_cache.glob("*.vmfb")
-    (fresh_cache / "locks" / f"{entry.stem}.lock").touch()   # a stale lock file: flock is per process
+    (entry,) = empty_cache.glob("*.vmfb")
+    (empty_cache / "locks" / f"{entry.stem}.lock").touch()   # a stale lock file: flock is per process
     driver.clear_memory_cache()
     np.testing.assert_allclose(vmapc.compile(cached_model)(X), want, rtol=1e-6)

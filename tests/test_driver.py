@@ -34,20 +34,11 @@ def small_fns(tag=""):
                  lambda b, x: [b.emit("reduce_sum", x, axes=(1,)), b.emit("greater", x, b.full((2, 3), 0, F32))])]
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """An empty disk cache and an empty memory cache."""
-    monkeypatch.setenv("VMAPC_CACHE_DIR", str(tmp_path / "cache"))
-    driver.clear_memory_cache()
-    yield tmp_path / "cache"
-    driver.clear_memory_cache()
-
-
 def entries(cache):
     return sorted(p for p in cache.glob("*.vmfb"))
 
 
-def test_compile_functions_runs_many_functions_from_one_module(cache):
+def test_compile_functions_runs_many_functions_from_one_module(empty_cache):
     fns = driver.compile_functions(small_fns("run"))  # the constant is len("run") + 1 = 4
     x, y = np.array([1, 2, 3], np.float32), np.array([10, 20, 30], np.float32)
     (r,) = fns["axpy"](x, y)
@@ -55,10 +46,10 @@ def test_compile_functions_runs_many_functions_from_one_module(cache):
     total, pos = fns["stats"](np.array([[1, -2, 3], [-1, -1, 5]], np.float32))
     np.testing.assert_array_equal(total, [2, 3])
     assert pos.dtype == np.bool_ and pos.tolist() == [[True, False, True], [False, False, True]]
-    assert len(entries(cache)) == 1
+    assert len(entries(empty_cache)) == 1
 
 
-def test_calls_are_checked(cache):
+def test_calls_are_checked(empty_cache):
     f = driver.compile_functions(small_fns("check"))["axpy"]
     x = np.zeros(3, np.float32)
     with pytest.raises(CallError, match="takes 2 arguments, got 1"):
@@ -72,7 +63,7 @@ def test_calls_are_checked(cache):
     np.testing.assert_array_equal(r, 6 * np.array([0, 2, 4], np.float32))
 
 
-def test_memory_and_disk_cache(cache, monkeypatch):
+def test_memory_and_disk_cache(empty_cache, monkeypatch):
     lm = lowering.lower(small_fns("disk"))
     before = dict(driver.stats)
     vmfb = driver.compile_mlir(lm)
@@ -89,17 +80,17 @@ def test_memory_and_disk_cache(cache, monkeypatch):
     assert driver.stats["disk_hits"] == before["disk_hits"] + 1
     # another flag set is another entry
     monkeypatch.undo()
-    monkeypatch.setenv("VMAPC_CACHE_DIR", str(cache))
+    monkeypatch.setenv("VMAPC_CACHE_DIR", str(empty_cache))
     driver.compile_mlir(lm, flags=("--iree-opt-level=O1",))
-    assert len(entries(cache)) == 2
-    assert not list(cache.glob("*.tmp")) and not list(cache.glob(".*"))
+    assert len(entries(empty_cache)) == 2
+    assert not list(empty_cache.glob("*.tmp")) and not list(empty_cache.glob(".*"))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
-def test_corrupt_entry_is_discarded_and_rebuilt(cache, damage):
+def test_corrupt_entry_is_discarded_and_rebuilt(empty_cache, damage):
     lm = lowering.lower(small_fns("corrupt-" + damage))
     vmfb = driver.compile_mlir(lm)
-    (path,) = entries(cache)
+    (path,) = entries(empty_cache)
     data = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(data[: len(data) // 2])
@@ -154,27 +145,27 @@ def _spawn(cache, mode):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_concurrent_processes_share_one_entry(cache):
-    procs = [_spawn(cache, "compile") for _ in range(2)]
+def test_concurrent_processes_share_one_entry(empty_cache):
+    procs = [_spawn(empty_cache, "compile") for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     counts = sorted(tuple(map(int, out.split())) for out, _ in outs)
     assert counts == [(0, 1), (1, 0)]  # one compiled, the other waited and read it
-    (path,) = entries(cache)
+    (path,) = entries(empty_cache)
     assert driver._read_disk(path.stem) is not None
-    assert not list(cache.glob("*.tmp")) and not list(cache.glob(".*"))
+    assert not list(empty_cache.glob("*.tmp")) and not list(empty_cache.glob(".*"))
 
 
-def test_concurrent_writers_never_tear_an_entry(cache):
-    procs = [_spawn(cache, "hammer") for _ in range(2)]
+def test_concurrent_writers_never_tear_an_entry(empty_cache):
+    procs = [_spawn(empty_cache, "hammer") for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0 and out.strip() == "ok", err
-    assert not list(cache.glob(".*"))
+    assert not list(empty_cache.glob(".*"))
 
 
-def test_compile_error_names_the_op_and_line(cache, monkeypatch):
+def test_compile_error_names_the_op_and_line(empty_cache, monkeypatch):
     """IREE cannot lower math.ipowi; the error must point at the equation."""
     from iree.compiler.dialects import math as mathd
 
@@ -191,7 +182,7 @@ def test_compile_error_names_the_op_and_line(cache, monkeypatch):
     assert len(err.message) < 300 and "\n" not in err.message
     assert "/home/user/model.py:37" in str(err)
     assert "failed to legalize" in err.details and len(err.details) > len(err.message)
-    assert not entries(cache)  # failures are not cached
+    assert not entries(empty_cache)  # failures are not cached
 
 
 def test_unknown_target():
@@ -210,21 +201,21 @@ def test_driver_reexports_the_target_model():
         driver.get_target("tpu:x")
 
 
-def test_compile_functions_picks_the_cpu_driver_by_work(cache):
+def test_compile_functions_picks_the_cpu_driver_by_work(empty_cache):
     fns = driver.compile_functions(small_fns("drv"))
     assert fns["axpy"].module.driver == "local-sync"  # tiny: no thread wake-ups
     fns = driver.compile_functions(small_fns("drv"), driver="local-task")
     assert fns["axpy"].module.driver == "local-task"
 
 
-def test_float64_is_not_demoted(cache):
+def test_float64_is_not_demoted(empty_cache):
     fn = make("f", [((2,), dt.FLOAT64)], lambda b, x: [b.emit("add", x, x)])
     x = np.array([1 + 2.0 ** -40, 1e300])
     (r,) = driver.compile_functions([fn])["f"](x)
     assert r.dtype == np.float64 and r.tolist() == (2 * x).tolist()
 
 
-def test_runtime_module_from_file_and_without_the_compiler(cache, tmp_path):
+def test_runtime_module_from_file_and_without_the_compiler(empty_cache, tmp_path):
     fns = small_fns("file")
     vmfb = driver.compile_mlir(lowering.lower(fns))
     path = tmp_path / "m.vmfb"
