@@ -14,7 +14,16 @@ is easier to read. ``simplify`` runs a few rewrites to a fixed point:
   that keeps the order of the free dims (``q @ k.T`` contracts ``k`` directly);
 * **common subexpressions**: equations with the same op, operands and attributes
   are computed once (constants included);
-* **dead code**: equations nobody reads are dropped.
+* **dead code**: equations nobody reads are dropped;
+* **constants folded**: an equation whose operands are all known at compile time
+  (literals, iotas and what is computed from them) is evaluated with the reference
+  rules and replaced by a literal, when its result is small (at most
+  ``FOLD_MAX_ELEMENTS``). Broadcasts and iotas stay: they are cheap and exact in
+  IREE and folding them would only grow the module. IREE 3.13 miscompiles some
+  reductions of constant data when its own constant evaluation is off (vmapc turns
+  it off for modules that call libm): ``sum(k * k)`` of a broadcast constant ``k``
+  gave 1 instead of 2. Folding them here is also what NumPy computes;
+* **empty operands**: a ``concatenate`` drops operands with nothing along its axis.
 
 Every rewrite preserves each value's type, so the program's signature and the
 batch-dim annotations of the values that survive are unchanged.
@@ -22,7 +31,11 @@ batch-dim annotations of the values that survive are unchanged.
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import reference
 from .ir import Eqn, Function, dead_code_elimination
+from .shapes import Sym
 from .text import fmt_attr
 
 
@@ -53,6 +66,46 @@ def _fold_dot_operand(e: Eqn, side: int, perm) -> dict | None:
     return {"contract": (lc, c2), "batch": (lb, b2)}
 
 
+FOLD_MAX_ELEMENTS = 1024       # a folded result becomes a literal of at most this many elements
+KNOWN_MAX_ELEMENTS = 1 << 20   # the largest intermediate value computed while folding
+_KEPT = ("constant", "iota", "broadcast_in_dim")
+
+
+def _size(v):
+    """Elements of a value of static shape, None for a symbolic one."""
+    if any(isinstance(d, Sym) for d in v.shape):
+        return None
+    return int(np.prod(v.shape, dtype=np.int64))
+
+
+def fold_constants(fn: Function) -> tuple:
+    """`fn` with its small compile-time-constant results as literals (see the module
+    docstring), and whether anything changed. Output values keep their identity, so
+    types and batch-dim annotations are unchanged."""
+    known: dict = {}
+    eqns = []
+    changed = False
+    for e in fn.eqns:
+        sizes = [_size(v) for v in e.outputs]
+        if (all(v in known for v in e.inputs) and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
+            try:
+                with np.errstate(all="ignore"):
+                    values = reference.apply(e, [known[v] for v in e.inputs])
+            except Exception:        # the reference cannot evaluate it: IREE will
+                values = None
+            if values is not None:
+                known.update(zip(e.outputs, values))
+                if e.op not in _KEPT and all(n <= FOLD_MAX_ELEMENTS for n in sizes):
+                    eqns.extend(Eqn("constant", [], [v], {"value": np.array(x, order="C")}, e.loc)
+                                for v, x in zip(e.outputs, values))
+                    changed = True
+                    continue
+        eqns.append(e)
+    if not changed:
+        return fn, False
+    return Function(fn.inputs, eqns, fn.outputs, fn.name, fn.arg_names, fn.bdims), True
+
+
 def _simplify_once(fn: Function) -> tuple:
     producer: dict = {}
     replace: dict = {}
@@ -73,6 +126,14 @@ def _simplify_once(fn: Function) -> tuple:
             replace[e.outputs[0]] = ins[0]
             changed = True
             continue
+        if op == "concatenate" and any(v.shape[attrs["axis"]] == 0 for v in ins):
+            nonempty = [v for v in ins if v.shape[attrs["axis"]] != 0]
+            if len(nonempty) == 1:
+                replace[e.outputs[0]] = nonempty[0]
+                changed = True
+                continue
+            if nonempty:
+                ins, changed = nonempty, True
         src = producer.get(ins[0]) if ins else None
         if op == "reshape" and src is not None and src.op == "reshape":
             ins, changed = [src.inputs[0]], True
@@ -118,7 +179,9 @@ def simplify(fn: Function, max_rounds: int = 8) -> Function:
     """`fn` with the rewrites of the module docstring applied until nothing changes."""
     out = fn
     for _ in range(max_rounds):
+        out, folded = fold_constants(out)
         out, changed = _simplify_once(out)
+        changed = changed or folded
         out = dead_code_elimination(out)
         if not changed:
             break

@@ -204,6 +204,26 @@ def _resolve_attr(v, bindings):
     return v
 
 
+def apply(e, operands, bindings=None) -> list:
+    """The reference results of one equation on NumPy operands, one array per output
+    with exactly the output's dtype and shape (symbolic dims resolved by `bindings`)."""
+    bindings = bindings or {}
+    attrs = {k: _resolve_attr(x, bindings) for k, x in e.attrs.items()}
+    outs = RULES[e.op](*operands, **attrs)
+    if not isinstance(outs, list):
+        outs = [outs]
+    results = []
+    for v, o in zip(e.outputs, outs):
+        o = np.asarray(o)
+        want = resolve(v.shape, bindings)
+        if o.shape != want or o.dtype != v.dtype:
+            o = np.asarray(o, dtype=v.dtype)
+            if o.shape != want:
+                raise AssertionError(f"reference rule for {e.op} gave shape {o.shape}, expected {want}")
+        results.append(o)
+    return results
+
+
 def evaluate(fn: Function, *args) -> list:
     """Run `fn` on NumPy arrays with the reference rules; returns the list of outputs.
 
@@ -222,17 +242,6 @@ def evaluate(fn: Function, *args) -> list:
         env[v] = a
     with np.errstate(all="ignore"):
         for e in fn.eqns:
-            attrs = {k: _resolve_attr(x, bindings) for k, x in e.attrs.items()}
-            outs = RULES[e.op](*[env[v] for v in e.inputs], **attrs)
-            if not isinstance(outs, list):
-                outs = [outs]
-            for v, o in zip(e.outputs, outs):
-                o = np.asarray(o)
-                want = resolve(v.shape, bindings)
-                if o.shape != want or o.dtype != v.dtype:
-                    o = np.asarray(o, dtype=v.dtype)
-                    if o.shape != want:
-                        raise AssertionError(f"reference rule for {e.op} gave shape {o.shape}, "
-                                             f"expected {want}")
+            for v, o in zip(e.outputs, apply(e, [env[v] for v in e.inputs], bindings)):
                 env[v] = o
     return [env[v] for v in fn.outputs]

@@ -58,3 +58,43 @@ def test_batched_annotations_survive():
     s = simplify(bf)
     assert s.bdims[s.inputs[0]] == 0 and s.bdims[s.outputs[0]] == 0
     assert "@0" in str(s)
+
+
+def test_small_constant_subexpressions_fold_into_literals():
+    # (NumPy on concrete arrays runs while tracing; constant subgraphs come from
+    # vmapc.numpy creation functions, batching rules and IR written by hand)
+    fn = vmapc.parse("""{ lambda x:f32[4] .
+        a:f32[4] = iota[shape=(4,), dimension=0, dtype=f32]
+        b:f32[] = reduce_sum[axes=(0,)] a
+        c:f32[] = constant[value=2.0]
+        d:f32[] = multiply b c
+        e:f32[4] = broadcast_in_dim[shape=(4,), dims=()] d
+        f:f32[4] = add x e
+        g:f32[2048] = iota[shape=(2048,), dimension=0, dtype=f32]
+        h:f32[2048] = multiply g g
+        i:f32[] = reduce_max[axes=(0,)] h
+      in (f, h, i) }""")
+    s = simplify(fn)
+    ops = [e.op for e in s.eqns]
+    # the sum, the product and the max fold; the broadcast and the big product stay
+    assert "reduce_sum" not in ops and "reduce_max" not in ops and ops.count("multiply") == 1
+    assert "broadcast_in_dim" in ops and ops.count("add") == 1
+    x = np.arange(4, dtype=np.float32)
+    for got, want in zip(vmapc.eval(s, x), vmapc.eval(fn, x)):
+        np.testing.assert_array_equal(got, want)
+    assert s.out_types == fn.out_types
+
+
+def test_folding_keeps_batch_annotations():
+    fn = vmapc.parse("""{ lambda x:f32[3] .
+        a:f32[3] = iota[shape=(3,), dimension=0, dtype=f32]
+        b:f32[] = reduce_sum[axes=(0,)] a
+        c:f32[3] = broadcast_in_dim[shape=(3,), dims=()] b
+        d:f32[3] = multiply x c
+      in (d) }""")
+    bf = vmapc.vmap(fn, in_dims=0, axis_size=5)
+    s = simplify(bf)
+    assert "reduce_sum" not in [e.op for e in s.eqns]
+    assert s.bdims is not None and s.bdims.get(s.outputs[0]) == bf.bdims.get(bf.outputs[0]) == 0
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_array_equal(vmapc.eval(s, x)[0], x * 3)

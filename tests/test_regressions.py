@@ -222,3 +222,43 @@ def test_rev_of_a_slice_compiles():
     a = np.arange(16, dtype=np.float32).reshape(2, 2, 4)
     (got,) = compiled(fn, a)
     np.testing.assert_array_equal(got, a[:, ::-1, 2:3])
+
+
+def _constant_reduction_beside_libm(x):
+    k = np.ones((2, 1), np.int32)                   # traced as a literal
+    kb = np.broadcast_to(k, (4, 2, 1))
+    return np.sin(x), (kb * kb).sum(axis=1)         # sin: a module linked against libm
+
+
+# IREE 3.13 CPU codegen bug (a wrong number), found by the soak: with IREE's own constant
+# evaluation off, which vmapc needs for modules that call libm (sin, cos, tan, ...), the
+# sum of a product of broadcast constants gave 1 instead of 2. vmapc folds small constant
+# subexpressions itself (vmapc.optimize.fold_constants), so IREE never sees them.
+def test_constant_reduction_in_a_module_that_calls_libm():
+    x = np.linspace(-1, 1, 5).astype(np.float32)
+    s, r = vmapc.compile(_constant_reduction_beside_libm)(x)
+    np.testing.assert_allclose(s, np.sin(x), rtol=1e-6)
+    np.testing.assert_array_equal(r, np.full((4, 1), 2, np.int32))
+
+
+def test_concatenate_of_an_empty_slice_and_a_constant_beside_libm():
+    """The soak's program: the concatenated empty slice of an input hid from vmapc that
+    the reduction only reads a constant (IREE saw through it and miscompiled as above).
+    simplify drops operands with nothing along the axis, then folds the rest."""
+    fn = vmapc.parse("""{ lambda c:f32[4,2] x:f32[3] .
+        d:f32[4,2,1] = reshape[shape=(4, 2, 1)] c
+        f:bool[4,2,1] = convert[dtype=bool] d
+        g:bool[4,0,1] = slice[start=(0, 1, 0), limit=(4, 1, 1), step=(1, 2, 2)] f
+        h:bool[2,1] = constant[value=[[True], [True]]]
+        hb:bool[4,2,1] = broadcast_in_dim[shape=(4, 2, 1), dims=(1, 2)] h
+        i:bool[4,2,1] = concatenate[axis=1] g hb
+        k:i32[4,2,1] = convert[dtype=i32] i
+        l:i32[4,1] = dot_general[contract=((1,), (1,)), batch=((0, 2), (0, 2))] k k
+        s:f32[3] = sin x
+      in (l, s) }""")
+    simple = simplify(fn)
+    assert "concatenate" not in [e.op for e in simple.eqns]
+    c, x = np.ones((4, 2), np.float32), np.linspace(0, 1, 3).astype(np.float32)
+    got = compiled(simple, c, x)
+    for g, w in zip(got, vmapc.eval(fn, c, x)):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
