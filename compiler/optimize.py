@@ -35,7 +35,7 @@ import numpy as np
 
 from . import reference
 from .ir import Eqn, Function, dead_code_elimination
-from .shapes import Sym
+from .shapes import is_static, prod
 from .text import fmt_attr
 
 
@@ -71,13 +71,6 @@ KNOWN_MAX_ELEMENTS = 1 << 20   # the largest intermediate value computed while f
 _KEPT = ("constant", "iota", "broadcast_in_dim")
 
 
-def _size(v):
-    """Elements of a value of static shape, None for a symbolic one."""
-    if any(isinstance(d, Sym) for d in v.shape):
-        return None
-    return int(np.prod(v.shape, dtype=np.int64))
-
-
 def fold_constants(fn: Function) -> tuple:
     """`fn` with its small compile-time-constant results as literals (see the module
     docstring), and whether anything changed. Output values keep their identity, so
@@ -86,7 +79,7 @@ def fold_constants(fn: Function) -> tuple:
     eqns = []
     changed = False
     for e in fn.eqns:
-        sizes = [_size(v) for v in e.outputs]
+        sizes = [prod(v.shape) if is_static(v.shape) else None for v in e.outputs]
         if (all(v in known for v in e.inputs) and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
             try:
                 with np.errstate(all="ignore"):
