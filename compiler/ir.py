@@ -9,6 +9,13 @@ batch) and one of the dtypes in :mod:`vmapc.dtypes`.
 Each equation keeps the user's source location, so that errors raised by later
 stages (batching, lowering, IREE) can point at the line that created it.
 
+An equation may carry **sub-programs** as attributes: a loop body, the branches of a
+conditional, the body of a custom op. A sub-program is a :class:`Function` of its
+own and is *closed*: it sees only its inputs, so a value it uses from the enclosing
+program is passed to the equation as an explicit operand. Everything that walks
+programs (verification, printing, simplification, the reference evaluator, batching,
+lowering) recurses into them; :func:`subfunctions` and :func:`walk_eqns` find them.
+
 The op set is defined in :mod:`vmapc.ops`; each op is then interpreted by one rule
 table per stage (:mod:`vmapc.reference`, :mod:`vmapc.rules`, :mod:`vmapc.lowering`).
 A :class:`Builder` appends equations while checking each against its op's type
@@ -187,6 +194,13 @@ class Function:
         for j, v in enumerate(self.outputs):
             if id(v) not in defined:
                 raise IRError(f"{self.name}: output {j} is never defined")
+        for k, e in enumerate(self.eqns):
+            for path, sub in subfunctions(e):
+                try:
+                    sub.verify()
+                except IRError as err:
+                    raise IRError(f"{self.name}: equation {k} ({e.op}), sub-program {path}: {err.message}",
+                                  err.loc or e.loc) from None
         return self
 
 
@@ -269,6 +283,42 @@ class Builder:
 
     def build(self, inputs, outputs, name="main", arg_names=None, bdims=None) -> Function:
         return Function(inputs, self.eqns, outputs, name=name, arg_names=arg_names, bdims=bdims)
+
+
+def subfunctions(e: Eqn):
+    """The sub-programs an equation carries: ``(attribute path, Function)`` pairs, where a
+    path is ``"body"`` or ``"branches[1]"``."""
+    for k, v in e.attrs.items():
+        if isinstance(v, Function):
+            yield k, v
+        elif isinstance(v, tuple):
+            for i, x in enumerate(v):
+                if isinstance(x, Function):
+                    yield f"{k}[{i}]", x
+
+
+def has_subfunctions(e: Eqn) -> bool:
+    return any(True for _ in subfunctions(e))
+
+
+def map_subfunctions(e: Eqn, f) -> dict:
+    """The equation's attributes with every sub-program replaced by ``f(sub)``."""
+    attrs = {}
+    for k, v in e.attrs.items():
+        if isinstance(v, Function):
+            v = f(v)
+        elif isinstance(v, tuple) and any(isinstance(x, Function) for x in v):
+            v = tuple(f(x) if isinstance(x, Function) else x for x in v)
+        attrs[k] = v
+    return attrs
+
+
+def walk_eqns(fn: Function):
+    """Every equation of `fn` and, depth first, of the sub-programs they carry."""
+    for e in fn.eqns:
+        yield e
+        for _, sub in subfunctions(e):
+            yield from walk_eqns(sub)
 
 
 def used_vars(fn: Function) -> set:

@@ -23,7 +23,10 @@ is easier to read. ``simplify`` runs a few rewrites to a fixed point:
   reductions of constant data when its own constant evaluation is off (vmapc turns
   it off for modules that call libm): ``sum(k * k)`` of a broadcast constant ``k``
   gave 1 instead of 2. Folding them here is also what NumPy computes;
-* **empty operands**: a ``concatenate`` drops operands with nothing along its axis.
+* **empty operands**: a ``concatenate`` drops operands with nothing along its axis;
+* **sub-programs** (loop bodies, branches) are simplified the same way, each on its own
+  (their signatures stay); an equation carrying one is never folded here, since
+  evaluating a loop could take as long as running it.
 
 Every rewrite preserves each value's type, so the program's signature and the
 batch-dim annotations of the values that survive are unchanged.
@@ -34,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import reference
-from .ir import Eqn, Function, dead_code_elimination
+from .ir import Eqn, Function, dead_code_elimination, has_subfunctions, map_subfunctions
 from .shapes import is_static, prod
 from .text import fmt_attr
 
@@ -80,7 +83,7 @@ def fold_constants(fn: Function) -> tuple:
     changed = False
     for e in fn.eqns:
         sizes = [prod(v.shape) if is_static(v.shape) else None for v in e.outputs]
-        if (all(v in known for v in e.inputs) and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
+        if (not has_subfunctions(e) and all(v in known for v in e.inputs) and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
             try:
                 with np.errstate(all="ignore"):
                     values = reference.apply(e, [known[v] for v in e.inputs])
@@ -170,7 +173,7 @@ def _simplify_once(fn: Function) -> tuple:
 
 def simplify(fn: Function, max_rounds: int = 8) -> Function:
     """`fn` with the rewrites of the module docstring applied until nothing changes."""
-    out = fn
+    out = _simplify_subfunctions(fn, max_rounds)
     for _ in range(max_rounds):
         out, folded = fold_constants(out)
         out, changed = _simplify_once(out)
@@ -182,3 +185,11 @@ def simplify(fn: Function, max_rounds: int = 8) -> Function:
         if hasattr(fn, attr):
             setattr(out, attr, getattr(fn, attr))
     return out
+
+
+def _simplify_subfunctions(fn: Function, max_rounds: int) -> Function:
+    if not any(has_subfunctions(e) for e in fn.eqns):
+        return fn
+    eqns = [Eqn(e.op, e.inputs, e.outputs, map_subfunctions(e, lambda f: simplify(f, max_rounds)), e.loc)
+            if has_subfunctions(e) else e for e in fn.eqns]
+    return Function(fn.inputs, eqns, fn.outputs, fn.name, fn.arg_names, fn.bdims)

@@ -104,7 +104,7 @@ class Target:
     def check(self, functions) -> None:
         """Raise :class:`TargetError` at the first value or op this target cannot run,
         naming its type, the user's ``file:line`` and the target."""
-        from .ir import Function
+        from .ir import Function, walk_eqns
         if isinstance(functions, Function):
             functions = [functions]
         for fn in functions:
@@ -112,7 +112,7 @@ class Target:
                 if v.dtype not in self.dtypes:
                     loc = next((e.loc for e in fn.eqns if v in e.inputs), None)
                     raise self._dtype_error(fn, f"input {fn.inputs.index(v)} ({v.type})", v.dtype, loc)
-            for e in fn.eqns:
+            for e in walk_eqns(fn):   # sub-programs (loop bodies, branches) included
                 for v in list(e.inputs) + list(e.outputs):
                     if v.dtype not in self.dtypes:
                         raise self._dtype_error(fn, f"{e.op} on {v.type}", v.dtype, e.loc)
@@ -226,9 +226,10 @@ def _wants_data_tiling(fn) -> bool:
     """Whether `fn` has a GEMM without batch dims and with at least DATA_TILING_MIN_ROWS
     rows (or a dynamic number), and no batched contraction (whose operands data tiling
     would pack per call too)."""
+    from .ir import walk_eqns
     from .shapes import Sym
     gemm = False
-    for e in fn.eqns:
+    for e in walk_eqns(fn):
         if e.op != "dot_general":
             continue
         (lc, _), (lb, _) = e.attrs["contract"], e.attrs["batch"]
@@ -258,7 +259,8 @@ def estimate_work(fn, sym_value=None):
     flops, nbytes = 0, 0
     for v in fn.inputs:
         nbytes += _size(v.shape, sym_value) * np.dtype(v.dtype).itemsize
-    for e in fn.eqns:
+    from .ir import walk_eqns
+    for e in walk_eqns(fn):   # a loop body counts once: trip counts are not known here
         out = sum(_size(v.shape, sym_value) for v in e.outputs)
         if e.op == "dot_general":
             (lc, _), _ = e.attrs["contract"], e.attrs["batch"]

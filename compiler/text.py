@@ -40,7 +40,7 @@ import numpy as np
 from . import dtypes as dt
 from .errors import IRParseError, Loc, VmapcError
 from .ir import Eqn, Function, TensorType, Var
-from .ops import OPS, infer_types
+from .ops import OPS, check_size, infer_types
 from .shapes import Sym, parse_dim
 
 INLINE_CONSTANT_LIMIT = 32
@@ -97,6 +97,8 @@ def fmt_attr(v) -> str:
         return "(" + ", ".join(fmt_attr(x) for x in v) + ")"
     if isinstance(v, np.ndarray):
         return fmt_array(v)
+    if isinstance(v, Function):     # a sub-program, on one line (CSE keys, error messages)
+        return " ".join(line.strip() for line in v.canonical().splitlines())
     raise TypeError(f"cannot print attribute value {v!r}")
 
 
@@ -118,47 +120,75 @@ def fmt_array(a: np.ndarray) -> str:
 
 
 def print_function(fn: Function, locations: bool = False, canonical: bool = False) -> str:
-    names: dict = {}
-    used = set()
-    if not canonical and fn.arg_names:
-        for v, n in zip(fn.inputs, fn.arg_names):
-            if n and _IDENT.match(n) and n not in used and n not in _RESERVED:
+    return _Printer(locations, canonical).function(fn, 0)
+
+
+class _Printer:
+    """Prints a function and the sub-programs its equations carry as attributes. Names are
+    unique across the whole text (a sub-program is closed: it sees only its own inputs, but
+    distinct names keep the nesting easy to read)."""
+
+    def __init__(self, locations, canonical):
+        self.locations, self.canonical = locations, canonical
+        self.used: set = set()
+        self.gen = _names()
+
+    def function(self, fn: Function, indent: int) -> str:
+        names: dict = {}
+        if not self.canonical and fn.arg_names:
+            for v, n in zip(fn.inputs, fn.arg_names):
+                if n and _IDENT.match(n) and n not in self.used and n not in _RESERVED:
+                    names[v] = n
+                    self.used.add(n)
+
+        def name(v):
+            if v not in names:
+                n = next(self.gen)
+                while n in self.used or n in _RESERVED:
+                    n = next(self.gen)
                 names[v] = n
-                used.add(n)
-    gen = _names()
+                self.used.add(n)
+            return names[v]
 
-    def name(v):
-        if v not in names:
-            n = next(gen)
-            while n in used or n in _RESERVED:
-                n = next(gen)
-            names[v] = n
-            used.add(n)
-        return names[v]
+        bdims = fn.bdims
 
-    bdims = fn.bdims
+        def decl(v):
+            s = f"{name(v)}:{v.type}"
+            if bdims is not None and v in bdims and bdims[v] is not None:
+                s += f"@{bdims[v]}"
+            return s
 
-    def decl(v):
-        s = f"{name(v)}:{v.type}"
-        if bdims is not None and v in bdims and bdims[v] is not None:
-            s += f"@{bdims[v]}"
-        return s
+        pad = " " * indent
+        head = "" if fn.name == "main" or self.canonical or indent else f"{fn.name} = "
+        lines = [head + "{ lambda " + " ".join(decl(v) for v in fn.inputs) + (" ." if fn.inputs else ".")]
+        for e in fn.eqns:
+            outs = " ".join(decl(v) for v in e.outputs)
+            attrs = ""
+            if e.attrs:
+                order = OPS[e.op].attrs if e.op in OPS else sorted(e.attrs)
+                attrs = "[" + ", ".join(f"{k}={self.attr(e.attrs[k], indent + 4)}" for k in order
+                                        if k in e.attrs) + "]"
+            ins = " ".join(name(v) for v in e.inputs)
+            line = f"{pad}    {outs} = {e.op}{attrs}" + (f" {ins}" if ins else "")
+            if self.locations and e.loc is not None:
+                line += f"  loc({json.dumps(e.loc.file)}:{e.loc.line})"
+            lines.append(line)
+        lines.append(pad + "  in (" + ", ".join(name(v) for v in fn.outputs) + ") }")
+        return "\n".join(lines)
 
-    head = "" if fn.name == "main" or canonical else f"{fn.name} = "
-    lines = [head + "{ lambda " + " ".join(decl(v) for v in fn.inputs) + (" ." if fn.inputs else ".")]
-    for e in fn.eqns:
-        attrs = ""
-        if e.attrs:
-            order = OPS[e.op].attrs if e.op in OPS else sorted(e.attrs)
-            attrs = "[" + ", ".join(f"{k}={fmt_attr(e.attrs[k])}" for k in order if k in e.attrs) + "]"
-        outs = " ".join(decl(v) for v in e.outputs)
-        ins = " ".join(name(v) for v in e.inputs)
-        line = f"    {outs} = {e.op}{attrs}" + (f" {ins}" if ins else "")
-        if locations and e.loc is not None:
-            line += f"  loc({json.dumps(e.loc.file)}:{e.loc.line})"
-        lines.append(line)
-    lines.append("  in (" + ", ".join(name(v) for v in fn.outputs) + ") }")
-    return "\n".join(lines)
+    def attr(self, v, indent: int) -> str:
+        """An attribute value; sub-programs print as indented blocks."""
+        if isinstance(v, Function):
+            return self.function(v, indent)
+        if isinstance(v, tuple) and any(_has_function(x) for x in v):
+            inner = " " * (indent + 4)
+            items = [inner + self.attr(x, indent + 4) + "," for x in v]
+            return "(\n" + "\n".join(items) + "\n" + " " * (indent + 2) + ")"
+        return fmt_attr(v)
+
+
+def _has_function(v) -> bool:
+    return isinstance(v, Function) or isinstance(v, tuple) and any(_has_function(x) for x in v)
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -174,43 +204,62 @@ _TOKEN = re.compile(r"""
   | (?P<comment>\#.*$)
 """, re.VERBOSE)
 
+# Deeper nesting than this is refused (Python's own recursion would fail first).
+MAX_NESTING = 64
 
-class _Line:
-    def __init__(self, text: str, lineno: int):
-        self.text, self.lineno = text, lineno
-        self.toks = []
-        pos = 0
-        while pos < len(text):
-            m = _TOKEN.match(text, pos)
-            if not m:
-                self.fail(f"unexpected character {text[pos]!r}", pos)
-            if m.lastgroup not in ("ws", "comment"):
-                self.toks.append((m.lastgroup, m.group(), pos))
-            pos = m.end()
+
+class _Tokens:
+    """The tokens of the whole text, each with its line and column; errors quote the line."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines() or [""]
+        self.toks = []          # (kind, text, line index, column)
+        for li, line in enumerate(self.lines):
+            pos = 0
+            while pos < len(line):
+                m = _TOKEN.match(line, pos)
+                if not m:
+                    self.fail(f"unexpected character {line[pos]!r}", (li, pos))
+                if m.lastgroup not in ("ws", "comment"):
+                    self.toks.append((m.lastgroup, m.group(), li, pos))
+                pos = m.end()
+        if self.toks:   # the end of the text: just past the last token's line
+            li = self.toks[-1][2]
+        else:
+            li = max(len(self.lines) - 1, 0)
+        self.end = (None, None, li, len(self.lines[li]) if self.lines else 0)
         self.i = 0
+        self.depth = 0
 
-    def fail(self, msg, col=None):
-        if col is None:
-            col = self.toks[self.i][2] if self.i < len(self.toks) else len(self.text)
-        raise IRParseError(f"line {self.lineno}, column {col + 1}: {msg}\n    {self.text.strip()}")
+    def fail(self, msg, at=None):
+        if at is None:
+            t = self.peek()
+            at = (t[2], t[3])
+        li, col = at
+        raise IRParseError(f"line {li + 1}, column {col + 1}: {msg}\n    {self.lines[li].strip()}")
+
+    def here(self):
+        t = self.peek()
+        return (t[2], t[3])
 
     def prev(self):
-        """The column of the token just consumed (for errors found after reading it)."""
-        return self.toks[self.i - 1][2]
+        """Where the token just consumed is (for errors found after reading it)."""
+        t = self.toks[self.i - 1]
+        return (t[2], t[3])
 
     def peek(self, k=0):
         j = self.i + k
-        return self.toks[j] if j < len(self.toks) else (None, None, len(self.text))
+        return self.toks[j] if j < len(self.toks) else self.end
 
     def next(self):
         t = self.peek()
         if t[0] is None:
-            self.fail("unexpected end of line")
+            self.fail("unexpected end of the text")
         self.i += 1
         return t
 
     def expect(self, s):
-        kind, text, _ = self.peek()
+        text = self.peek()[1]
         if text != s:
             self.fail(f"expected {s!r}, found {text!r}" if text is not None else f"expected {s!r}")
         self.i += 1
@@ -222,36 +271,37 @@ class _Line:
         return self.i >= len(self.toks)
 
     def name(self):
-        kind, text, _ = self.peek()
+        kind, text, _, _ = self.peek()
         if kind != "name":
             self.fail(f"expected a name, found {text!r}")
         self.i += 1
         return text
 
-    # value := num | inf | -inf | nan | True | False | None | dtype | dim | tuple | list | b64
+    # value := num | inf | -inf | nan | True | False | None | dtype | dim | tuple | list | b64 | function
     def value(self):
-        kind, text, _ = self.peek()
-        if text == "(":
+        kind, text, _, _ = self.peek()
+        if text == "{":
+            return _function(self)
+        if text in ("(", "["):
+            close = ")" if text == "(" else "]"
             self.i += 1
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                self.fail(f"values nested more than {MAX_NESTING} deep")
             items = []
-            while not self.at(")"):
+            while not self.at(close):
                 items.append(self.value())
-                if not self.at(")"):
+                if not self.at(close):
                     self.expect(",")
-            self.expect(")")
-            return tuple(items)
-        if text == "[":
-            self.i += 1
-            items = []
-            while not self.at("]"):
-                items.append(self.value())
-                if not self.at("]"):
-                    self.expect(",")
-            self.expect("]")
-            return list(items)
+            self.expect(close)
+            self.depth -= 1
+            return tuple(items) if close == ")" else list(items)
         if kind == "b64":
             self.i += 1
-            return _B64(base64.b64decode(text[4:-1]))
+            try:
+                return _B64(base64.b64decode(text[4:-1], validate=True))
+            except ValueError:
+                self.fail("bad base64 data in a constant", self.prev())
         if kind == "str":
             self.i += 1
             return json.loads(text)
@@ -293,7 +343,7 @@ class _Line:
         self.expect("[")
         dims = []
         while not self.at("]"):
-            kind, text, dim_col = self.next()
+            kind, text, li, col = self.next()
             parts = [text]
             while self.at("*"):
                 self.i += 1
@@ -301,10 +351,14 @@ class _Line:
             try:
                 dims.append(parse_dim("*".join(parts)))
             except ValueError:
-                self.fail(f"bad dim {'*'.join(parts)!r}", dim_col)
+                self.fail(f"bad dim {'*'.join(parts)!r}", (li, col))
             if not self.at("]"):
                 self.expect(",")
         self.expect("]")
+        try:
+            check_size(dims, dt.BY_SHORT_NAME[dtname], "a value")
+        except VmapcError as err:
+            self.fail(err.message, self.prev())
         return TensorType(dims, dt.BY_SHORT_NAME[dtname])
 
 
@@ -312,157 +366,176 @@ class _B64(bytes):
     pass
 
 
-def _to_array(value, t: TensorType, line: _Line, col: int) -> np.ndarray:
+def _to_array(value, t: TensorType, toks: _Tokens, at) -> np.ndarray:
     if isinstance(value, _B64):
+        n = int(np.prod(t.shape, dtype=object))
+        if len(value) != n * t.dtype.itemsize:
+            toks.fail(f"constant has {len(value) // t.dtype.itemsize} elements, its type {t} needs {n}", at)
         arr = np.frombuffer(value, dtype=t.dtype.newbyteorder("<"))
-        if arr.size != int(np.prod(t.shape)):
-            line.fail(f"constant has {arr.size} elements, its type {t} needs {int(np.prod(t.shape))}", col)
         return arr.astype(t.dtype).reshape(t.shape)
+    if _has_function(value) or isinstance(value, Sym):
+        toks.fail("bad constant: expected numbers", at)
     try:
         arr = np.array(value, dtype=t.dtype)
     except (ValueError, TypeError, OverflowError) as e:
-        line.fail(f"bad constant: {e}", col)
+        toks.fail(f"bad constant: {e}", at)
     if arr.size == 0 and 0 in t.shape:  # "[]" stands for any empty shape
         arr = arr.reshape(t.shape)
     if arr.shape != t.shape:
-        line.fail(f"constant has shape {arr.shape}, its type is {t}", col)
+        toks.fail(f"constant has shape {arr.shape}, its type is {t}", at)
     return arr
 
 
-def _decl(line: _Line, env: dict, bdims: dict):
-    n = line.name()
+def _decl(toks: _Tokens, env: dict, bdims: dict):
+    n = toks.name()
     if n in env:
-        line.fail(f"{n!r} is defined twice", line.prev())
-    line.expect(":")
-    v = Var(line.type_())
-    if line.at("@"):
-        line.i += 1
-        kind, text, col = line.next()
+        toks.fail(f"{n!r} is defined twice", toks.prev())
+    toks.expect(":")
+    v = Var(toks.type_())
+    if toks.at("@"):
+        toks.i += 1
+        kind, text, li, col = toks.next()
         if kind != "num" or not text.isdigit():
-            line.fail("expected a batch dim after '@'", col)
+            toks.fail("expected a batch dim after '@'", (li, col))
         if int(text) >= v.rank:
-            line.fail(f"batch dim {text} is out of range for {v.type}", col)
+            toks.fail(f"batch dim {text} is out of range for {v.type}", (li, col))
         bdims[v] = int(text)
     env[n] = v
     return n, v
 
 
+def _starts_decl(toks: _Tokens) -> bool:
+    return toks.peek()[0] == "name" and toks.peek(1)[1] == ":"
+
+
+def _function(toks: _Tokens, top: bool = False) -> Function:
+    """function := [name '='] '{' 'lambda' decl* '.' equation* 'in' '(' names ')' '}'"""
+    toks.depth += 1
+    if toks.depth > MAX_NESTING:
+        toks.fail(f"sub-programs nested more than {MAX_NESTING} deep")
+    env: dict = {}
+    bdims: dict = {}
+    name = "main"
+    if top and toks.peek()[0] == "name" and toks.peek(1)[1] == "=":
+        name = toks.name()
+        toks.expect("=")
+    toks.expect("{")
+    if toks.name() != "lambda":
+        toks.fail("expected 'lambda'", toks.prev())
+    head_line = toks.prev()[0]
+    inputs, arg_names = [], []
+    while not toks.at("."):
+        if toks.done() or toks.peek()[2] != head_line:
+            toks.fail("expected '.' after the inputs")
+        n, v = _decl(toks, env, bdims)
+        inputs.append(v)
+        arg_names.append(n)
+    toks.expect(".")
+
+    eqns = []
+    while not toks.at("in"):
+        if toks.done():
+            toks.fail("IR text is truncated: expected an equation or 'in (...) }'")
+        eqns.append(_equation(toks, env, bdims))
+
+    toks.i += 1
+    toks.expect("(")
+    outputs = []
+    while not toks.at(")"):
+        n = toks.name()
+        if n not in env:
+            toks.fail(f"output {n!r} is not defined", toks.prev())
+        outputs.append(env[n])
+        if not toks.at(")"):
+            toks.expect(",")
+    toks.expect(")")
+    toks.expect("}")
+    toks.depth -= 1
+    return Function(inputs, eqns, outputs, name=name, arg_names=arg_names, bdims=bdims or None)
+
+
+def _equation(toks: _Tokens, env: dict, bdims: dict) -> Eqn:
+    first = toks.here()
+    outs = []
+    while not toks.at("="):
+        if toks.done():
+            toks.fail("expected '=' in an equation")
+        outs.append(_decl(toks, env, bdims)[1])
+    toks.expect("=")
+    op_at = toks.here()
+    op = toks.name()
+    if op not in OPS:
+        toks.fail(f"unknown op {op!r}", op_at)
+    attrs, value_at = {}, {}
+    if toks.at("["):
+        toks.i += 1
+        while not toks.at("]"):
+            k_at = toks.here()
+            k = toks.name()
+            if k not in OPS[op].attrs or k in attrs:
+                toks.fail(f"{op} has no attribute {k!r}" if k not in OPS[op].attrs else f"{k!r} given twice", k_at)
+            toks.expect("=")
+            value_at[k] = toks.here()
+            attrs[k] = toks.value()
+            if _has_list(attrs[k]) and not (op == "constant" and k == "value"):
+                toks.fail("a list is only allowed as a constant's value (use a tuple)", value_at[k])
+            if not toks.at("]"):
+                toks.expect(",")
+        toks.expect("]")
+    missing = [k for k in OPS[op].attrs if k not in attrs]
+    if missing:
+        toks.fail(f"{op} needs attribute(s) {', '.join(missing)}", op_at)
+    # operands: names on the line where the op and its attributes end
+    line = toks.prev()[0]
+    ins = []
+    loc = None
+    while not toks.done() and toks.peek()[2] == line and not toks.at("in") and not _starts_decl(toks):
+        if toks.at("loc"):
+            toks.i += 1
+            toks.expect("(")
+            kind, f, li, col = toks.next()
+            if kind != "str":
+                toks.fail("expected a quoted file name in loc(...)", (li, col))
+            toks.expect(":")
+            kind, lno, li, col = toks.next()
+            if kind != "num" or not lno.isdigit():
+                toks.fail("expected a line number in loc(...)", (li, col))
+            toks.expect(")")
+            loc = Loc(json.loads(f), int(lno))
+            if not toks.done() and toks.peek()[2] == line:
+                toks.fail("unexpected text after loc(...)")
+            break
+        n = toks.name()
+        if n not in env:
+            toks.fail(f"{n!r} is used before it is defined", toks.prev())
+        ins.append(env[n])
+    if not toks.done() and toks.peek()[2] == line and not toks.at("in"):
+        toks.fail("unexpected text after the operands")
+    if op == "constant":
+        if len(outs) != 1:
+            toks.fail("a constant needs one result", op_at)
+        attrs["value"] = _to_array(attrs["value"], outs[0].type, toks, value_at["value"])
+    try:
+        types = infer_types(op, [v.type for v in ins], attrs)
+    except VmapcError as err:
+        toks.fail(f"{op} does not type-check: {err.message}", op_at)
+    if [v.type for v in outs] != types:
+        toks.fail(f"{op} produces {', '.join(map(str, types))}, but the results are declared "
+                  f"{', '.join(str(v.type) for v in outs)}", first)
+    return Eqn(op, ins, outs, attrs, loc)
+
+
+def _has_list(v) -> bool:
+    return isinstance(v, list) or isinstance(v, tuple) and any(_has_list(x) for x in v)
+
+
 def parse(text: str) -> Function:
     """Parse the text form back into a :class:`Function`. Raises IRParseError with the
     line and column of the first problem. The result is verified."""
-    lines = text.splitlines()
-    raw = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.strip().startswith("#")]
-    if len(raw) < 2:
-        end = raw[-1] if raw else (max(len(lines), 1), lines[-1] if lines else "")
-        raise IRParseError(f"line {end[0]}, column {len(end[1]) + 1}: IR text is empty or truncated: "
-                           "expected '{ lambda ...' and 'in (...) }'")
-    env: dict = {}
-    bdims: dict = {}
-
-    head = _Line(*reversed(raw[0]))
-    name = "main"
-    if head.peek()[0] == "name" and head.peek(1)[1] == "=":
-        name = head.name()
-        head.expect("=")
-    head.expect("{")
-    if head.name() != "lambda":
-        head.fail("expected 'lambda'", head.prev())
-    inputs, arg_names = [], []
-    while not head.at("."):
-        if head.done():
-            head.fail("expected '.' after the inputs")
-        n, v = _decl(head, env, bdims)
-        inputs.append(v)
-        arg_names.append(n)
-    head.expect(".")
-    if not head.done():
-        head.fail("unexpected text after '.'")
-
-    eqns = []
-    for lineno, text_line in raw[1:-1]:
-        ln = _Line(text_line, lineno)
-        first_col = ln.peek()[2]
-        outs = []
-        while not ln.at("="):
-            if ln.done():
-                ln.fail("expected '=' in an equation")
-            outs.append(_decl(ln, env, bdims)[1])
-        ln.expect("=")
-        op_col = ln.peek()[2]
-        op = ln.name()
-        if op not in OPS:
-            ln.fail(f"unknown op {op!r}", op_col)
-        attrs, value_cols = {}, {}
-        if ln.at("["):
-            ln.i += 1
-            while not ln.at("]"):
-                k_col = ln.peek()[2]
-                k = ln.name()
-                if k not in OPS[op].attrs or k in attrs:
-                    ln.fail(f"{op} has no attribute {k!r}" if k not in OPS[op].attrs else f"{k!r} given twice",
-                            k_col)
-                ln.expect("=")
-                v_col = ln.peek()[2]
-                attrs[k] = ln.value()
-                value_cols[k] = v_col
-                if isinstance(attrs[k], list) and not (op == "constant" and k == "value"):
-                    ln.fail("a list is only allowed as a constant's value (use a tuple)", v_col)
-                if not ln.at("]"):
-                    ln.expect(",")
-            ln.expect("]")
-        missing = [k for k in OPS[op].attrs if k not in attrs]
-        if missing:
-            ln.fail(f"{op} needs attribute(s) {', '.join(missing)}", op_col)
-        ins = []
-        loc = None
-        while not ln.done():
-            if ln.at("loc"):
-                ln.i += 1
-                ln.expect("(")
-                kind, f, _ = ln.next()
-                if kind != "str":
-                    ln.fail("expected a quoted file name in loc(...)", ln.prev())
-                ln.expect(":")
-                kind, lno, _ = ln.next()
-                if kind != "num":
-                    ln.fail("expected a line number in loc(...)", ln.prev())
-                ln.expect(")")
-                loc = Loc(json.loads(f), int(lno))
-                if not ln.done():
-                    ln.fail("unexpected text after loc(...)")
-                break
-            n = ln.name()
-            if n not in env:
-                ln.fail(f"{n!r} is used before it is defined", ln.prev())
-            ins.append(env[n])
-        if op == "constant":
-            if len(outs) != 1:
-                ln.fail("a constant needs one result", op_col)
-            attrs["value"] = _to_array(attrs["value"], outs[0].type, ln, value_cols["value"])
-        try:
-            types = infer_types(op, [v.type for v in ins], attrs)
-        except VmapcError as err:
-            ln.fail(f"{op} does not type-check: {err.message}", op_col)
-        if [v.type for v in outs] != types:
-            ln.fail(f"{op} produces {', '.join(map(str, types))}, but the results are declared "
-                    f"{', '.join(str(v.type) for v in outs)}", first_col)
-        eqns.append(Eqn(op, ins, outs, attrs, loc))
-
-    tail = _Line(raw[-1][1], raw[-1][0])
-    if tail.name() != "in":
-        tail.fail("expected 'in (...) }'", tail.prev())
-    tail.expect("(")
-    outputs = []
-    while not tail.at(")"):
-        n = tail.name()
-        if n not in env:
-            tail.fail(f"output {n!r} is not defined", tail.prev())
-        outputs.append(env[n])
-        if not tail.at(")"):
-            tail.expect(",")
-    tail.expect(")")
-    tail.expect("}")
-    if not tail.done():
-        tail.fail("unexpected text after '}'")
-    fn = Function(inputs, eqns, outputs, name=name, arg_names=arg_names, bdims=bdims or None)
+    toks = _Tokens(text)
+    if not toks.toks:
+        toks.fail("IR text is empty or truncated: expected '{ lambda ...' and 'in (...) }'", (toks.end[2], toks.end[3]))
+    fn = _function(toks, top=True)
+    if not toks.done():
+        toks.fail("unexpected text after '}'")
     return fn.verify()

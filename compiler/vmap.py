@@ -41,15 +41,57 @@ def _physical(t, bdim, size):
 def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | None = None) -> Function:
     """The batched version of `fn`: input i gains a batch axis of `axis_size` at
     position ``in_bdims[i]`` (None: unbatched); output j has it at ``out_bdims[j]``
-    (an int applies to every output). Sizes may be symbolic (``Sym("B")``)."""
-    from vmapc.rules import BATCH_RULES, fallback_rule
+    (an int applies to every output; None: the output must not depend on the batch).
+    Sizes may be symbolic (``Sym("B")``)."""
     from vmapc.rules.helpers import materialize, move_bdim
+
+    if isinstance(out_bdims, int) or out_bdims is None:
+        out_bdims = [out_bdims] * len(fn.outputs)
+    b, inputs, env, bdims = _batch_eqns(fn, in_bdims, axis_size)
+    outputs = []
+    for j, (v, want) in enumerate(zip(fn.outputs, out_bdims)):
+        nv, d = env[v]
+        if want is None:
+            if d is not None:
+                raise BatchingError(f"vmap: out_dims for output {j} is None, but that output depends on "
+                                    "the batched inputs; give it an int out_dim")
+        elif d is None:
+            _check_batched_size(nv.type, want, axis_size, f"vmap: output {j} batched")
+            nv = materialize(b, nv, axis_size, want)
+        else:
+            nv = move_bdim(b, nv, d, want)
+        outputs.append(nv)
+        bdims[nv] = want
+    return Function(inputs, b.eqns, outputs, name=name or fn.name, arg_names=fn.arg_names, bdims=bdims)
+
+
+def batch_outputs(fn: Function, in_bdims, axis_size) -> list:
+    """Where each output of `fn` carries the batch when its inputs carry it at
+    `in_bdims`, left where the rules put it (None: the output does not depend on the
+    batch). The analysis that loop rules iterate to a fixpoint (JAX's
+    ``batch_jaxpr(..., instantiate=False)``); nothing is kept."""
+    _, _, env, _ = _batch_eqns(fn, in_bdims, axis_size)
+    return [env[v][1] for v in fn.outputs]
+
+
+def batch_subfunction(fn: Function, in_bdims, axis_size, out_bdims) -> Function:
+    """A sub-program (a loop body, a branch) batched for an op's batching rule: like
+    :func:`batch_function`, but an output whose entry in `out_bdims` is None must not
+    depend on the batch (the rule has checked this with :func:`batch_outputs`), and
+    the result has no batch-dim annotations of its own."""
+    f = batch_function(fn, in_bdims, axis_size, out_bdims, name=fn.name)
+    f.bdims = None
+    return f
+
+
+def _batch_eqns(fn: Function, in_bdims, axis_size):
+    """The pass itself: (builder holding the batched equations, batched inputs,
+    env mapping each var of `fn` to (batched var, bdim), bdims of the new vars)."""
+    from vmapc.rules import BATCH_RULES, fallback_rule
 
     in_bdims = list(in_bdims)
     if len(in_bdims) != len(fn.inputs):
         raise BatchingError(f"vmap: {len(in_bdims)} in_dims for a function of {len(fn.inputs)} inputs")
-    if isinstance(out_bdims, int) or out_bdims is None:
-        out_bdims = [out_bdims] * len(fn.outputs)
     b = Builder()
     env: dict = {}
     bdims: dict = {}
@@ -80,21 +122,7 @@ def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | N
         for v, nv, d in zip(e.outputs, outs, out_ds):
             env[v] = (nv, d)
             bdims[nv] = d
-    outputs = []
-    for j, (v, want) in enumerate(zip(fn.outputs, out_bdims)):
-        nv, d = env[v]
-        if want is None:
-            if d is not None:
-                raise BatchingError(f"vmap: out_dims for output {j} is None, but that output depends on "
-                                    "the batched inputs; give it an int out_dim")
-        elif d is None:
-            _check_batched_size(nv.type, want, axis_size, f"vmap: output {j} batched")
-            nv = materialize(b, nv, axis_size, want)
-        else:
-            nv = move_bdim(b, nv, d, want)
-        outputs.append(nv)
-        bdims[nv] = want
-    return Function(inputs, b.eqns, outputs, name=name or fn.name, arg_names=fn.arg_names, bdims=bdims)
+    return b, inputs, env, bdims
 
 
 def _check_batched_size(t, bdim, size, what):

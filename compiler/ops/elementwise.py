@@ -1,0 +1,87 @@
+"""The elementwise family: every unary and binary op (``UNARY``, ``BINARY``: the dtype
+kinds each accepts and whether it returns its operand dtype or bool), ``select`` and
+``convert``. Operands have one dtype and equal rank; a size-1 dim broadcasts."""
+
+from __future__ import annotations
+
+
+from .. import dtypes as dt
+from ..errors import DTypeError
+from .core import _T, _broadcast_equal_rank, _check_arity, _check_kind, define
+
+# --- elementwise -------------------------------------------------------------------------------
+
+UNARY = {
+    # name: (accepted dtype kind, result: "same" or "bool")
+    "negative": ("numeric", "same"), "abs": ("numeric", "same"), "sign": ("numeric", "same"),
+    "square": ("numeric", "same"),
+    "exp": ("float", "same"), "expm1": ("float", "same"), "log": ("float", "same"),
+    "log1p": ("float", "same"), "sqrt": ("float", "same"), "rsqrt": ("float", "same"),
+    "reciprocal": ("float", "same"),
+    "sin": ("float", "same"), "cos": ("float", "same"), "tan": ("float", "same"),
+    "tanh": ("float", "same"), "arcsin": ("float", "same"), "arccos": ("float", "same"),
+    "arctan": ("float", "same"), "sinh": ("float", "same"), "cosh": ("float", "same"),
+    "sigmoid": ("float", "same"), "erf": ("float", "same"),
+    "floor": ("float", "same"), "ceil": ("float", "same"), "round": ("float", "same"),
+    "logical_not": ("any", "bool"), "bitwise_not": ("integer_or_bool", "same"),
+    "isnan": ("float", "bool"), "isfinite": ("float", "bool"), "isinf": ("float", "bool"),
+}
+
+BINARY = {
+    "add": ("any", "same"), "subtract": ("numeric", "same"), "multiply": ("any", "same"),
+    "divide": ("float", "same"), "floor_divide": ("numeric", "same"),
+    "remainder": ("numeric", "same"), "power": ("numeric", "same"),
+    "maximum": ("any", "same"), "minimum": ("any", "same"), "arctan2": ("float", "same"),
+    "equal": ("any", "bool"), "not_equal": ("any", "bool"), "less": ("any", "bool"),
+    "less_equal": ("any", "bool"), "greater": ("any", "bool"), "greater_equal": ("any", "bool"),
+    "logical_and": ("any", "bool"), "logical_or": ("any", "bool"), "logical_xor": ("any", "bool"),
+    "bitwise_and": ("integer_or_bool", "same"), "bitwise_or": ("integer_or_bool", "same"),
+    "bitwise_xor": ("integer_or_bool", "same"),
+}
+
+
+def _unary_infer(name, kind, result):
+    def infer(ts):
+        _check_arity(name, ts, 1)
+        _check_kind(name, ts[0], kind)
+        return [_T(ts[0].shape, dt.BOOL if result == "bool" else ts[0].dtype)]
+    return infer
+
+
+def _binary_infer(name, kind, result):
+    def infer(ts):
+        _check_arity(name, ts, 2)
+        if ts[0].dtype != ts[1].dtype:
+            raise DTypeError(f"{name}: operand dtypes differ ({ts[0].dtype} and {ts[1].dtype}); "
+                             "the IR needs explicit conversions")
+        _check_kind(name, ts[0], kind)
+        return [_T(_broadcast_equal_rank(name, ts), dt.BOOL if result == "bool" else ts[0].dtype)]
+    return infer
+
+
+for _n, (_k, _r) in UNARY.items():
+    define(_n, "elementwise", (), _unary_infer(_n, _k, _r))
+for _n, (_k, _r) in BINARY.items():
+    define(_n, "elementwise", (), _binary_infer(_n, _k, _r))
+
+
+def _select_infer(ts):
+    _check_arity("select", ts, 3)
+    if ts[0].dtype != dt.BOOL:
+        raise DTypeError(f"select: the condition has dtype {ts[0].dtype}, expected bool")
+    if ts[1].dtype != ts[2].dtype:
+        raise DTypeError(f"select: branch dtypes differ ({ts[1].dtype} and {ts[2].dtype})")
+    return [_T(_broadcast_equal_rank("select", ts), ts[1].dtype)]
+
+
+define("select", "elementwise", (), _select_infer,
+       "select(c, x, y): x where c is true, else y (NumPy's where with three arguments).")
+
+
+def _convert_infer(ts, dtype):
+    _check_arity("convert", ts, 1)
+    return [_T(ts[0].shape, dt.canonical(dtype))]
+
+
+define("convert", "elementwise", ("dtype",), _convert_infer,
+       "convert[dtype](x): NumPy's astype (floats to ints truncate toward zero; to bool is x != 0).")
