@@ -154,7 +154,7 @@ def lower(functions, target=None) -> LoweredModule:
     (CPU only), how float64 round is expanded (Vulkan), whether results go into
     caller-provided buffers (Vulkan) and which attributes the module carries (e.g. the
     explicit ``hal.device.targets`` of CUDA sm_90a)."""
-    from .targets import get_target
+    from ..targets import get_target
     if isinstance(functions, Function):
         functions = [functions]
     functions = list(functions)
