@@ -362,6 +362,8 @@ class Function:
         arg_list = rt.VmVariantList(len(arrays))
         pinned = None  # [start, end) of each input the compiled code reads in place
         for a in arrays:
+            if a.dtype is _BOOL:
+                a = bool_bytes(a)
             nbytes = a.nbytes
             et = _ELEMENT_TYPES[a.dtype]
             if nbytes >= IMPORT_MIN_BYTES and a.flags.c_contiguous and a.flags.writeable:
@@ -418,7 +420,7 @@ class Function:
         module = self.module
         arg_list = rt.VmVariantList(len(arrays) + len(self.storage_outputs))
         for a in arrays:
-            arg_list.push_ref(module.upload(a))
+            arg_list.push_ref(module.upload(bool_bytes(a) if a.dtype is _BOOL else a))
         if self.storage_outputs:
             layouts = self._result_layouts(bindings)
             for k in self.storage_outputs:
@@ -547,6 +549,13 @@ def _buffer_view(dev, a: np.ndarray):
         memory_type=rt.MemoryType.DEVICE_LOCAL, allowed_usage=rt.BufferUsage.DEFAULT,
         device=dev, buffer=flat)
     return rt.HalBufferView(buf, list(a.shape), _ELEMENT_TYPES[a.dtype])
+
+
+def bool_bytes(a: np.ndarray) -> np.ndarray:
+    """A bool array with every byte 0 or 1. NumPy reads any nonzero byte as True (a
+    ``uint8`` array viewed as bool can hold 2 or 255), compiled code reads the byte's
+    low bit: such inputs are normalized before they reach it."""
+    return np.not_equal(a.view(np.uint8), 0)
 
 
 def _storage_dtype(dtype):

@@ -153,9 +153,13 @@ def minimum(a, b, dtype):
 
 
 def convert(x, src, dst) -> ir.Value:
-    """NumPy's astype for one scalar. Float to int truncates toward zero; values out
-    of the target's range give an unspecified result (as in NumPy, where it is
-    platform-dependent)."""
+    """NumPy's astype for one scalar, with one defined result on every target.
+    Float to int truncates toward zero through int64 and wraps to the target's width
+    (two's complement), as NumPy on x86 does; NaN, infinities and values outside
+    int64's range give int64's minimum (x86's ``cvttsd2si``), then wrap. To uint64,
+    values in [2**63, 2**64) convert exactly. LLVM's ``fptosi`` alone leaves
+    out-of-range values undefined: the answer then depended on fusion and the host
+    (see ``float_to_int`` in :mod:`vmapc.reference.elementwise`, the same rule)."""
     src, dst = np.dtype(src), np.dtype(dst)
     if src == dst:
         return x
@@ -167,7 +171,7 @@ def convert(x, src, dst) -> ir.Value:
             return arith.truncf(ty, _f64_to_f32_round_to_odd(x))
         if _is_f(dst):
             return arith.extf(ty, x) if dst.itemsize > src.itemsize else arith.truncf(ty, x)
-        return arith.fptosi(ty, x) if _is_s(dst) else arith.fptoui(ty, x)
+        return _float_to_int(x, src, dst)
     # src is bool or an integer: bool and unsigned values are zero-extended
     if _is_f(dst):
         return arith.sitofp(ty, x) if _is_s(src) else arith.uitofp(ty, x)
@@ -177,6 +181,24 @@ def convert(x, src, dst) -> ir.Value:
     if db < sb:
         return arith.trunci(ty, x)
     return arith.extsi(ty, x) if _is_s(src) else arith.extui(ty, x)
+
+
+def _float_to_int(x, src, dst) -> ir.Value:
+    """Float to integer through int64 (see :func:`convert`): every input has one result."""
+    if src == dt.FLOAT16:          # 2**63 is not a float16: compare in float32 (exact)
+        x, src = arith.extf(ir.F32Type.get(), x), dt.FLOAT32
+    i64 = ir.IntegerType.get_signless(64)
+    zero = const(src, 0.0)
+    # ordered comparisons: NaN is out of range
+    in_range = _and(cmp("ge", x, const(src, -2.0 ** 63), src), cmp("lt", x, const(src, 2.0 ** 63), src))
+    r = select(in_range, arith.fptosi(i64, select(in_range, x, zero)), const(dt.INT64, -2 ** 63))
+    if dst == dt.UINT64:           # [2**63, 2**64): exact
+        high = _and(cmp("ge", x, const(src, 2.0 ** 63), src), cmp("lt", x, const(src, 2.0 ** 64), src))
+        shifted = arith.fptosi(i64, select(high, arith.subf(x, const(src, 2.0 ** 63)), zero))
+        r = select(high, arith.xori(shifted, const(dt.INT64, -2 ** 63)), r)
+    if dt.bits(dst) < 64:
+        r = arith.trunci(element_type(dst), r)
+    return r
 
 
 def _f64_to_f32_round_to_odd(x):

@@ -28,6 +28,8 @@ def _iota_rule(lctx, eqn, xs):
 
 def _constant_rule(lctx, eqn, xs):
     value = np.ascontiguousarray(eqn.attrs["value"])
+    if value.dtype == np.bool_:         # any nonzero byte is True, as in NumPy
+        value = np.not_equal(value.view(np.uint8), 0)
     if value.dtype in dt.UNSIGNED:
         value = value.view(np.dtype(f"i{value.dtype.itemsize}"))
     ty = tensor_type(eqn.outputs[0].type)

@@ -292,7 +292,7 @@ def round(a, decimals=0, out=None):  # noqa: A001
     if not dt.is_float(a.dtype):
         if decimals >= 0:
             return a
-        x = _b().convert(x, dt.FLOAT64)
+        return _wrap(_round_int(x, 10 ** -decimals))
     if decimals == 0:
         r = _b().emit("round", x)
     elif decimals > 0:
@@ -305,6 +305,42 @@ def round(a, decimals=0, out=None):  # noqa: A001
 
 
 around = round
+
+
+def _round_int(x, f):
+    """Integers rounded to a multiple of `f` (a power of ten), half to even, in integer
+    arithmetic: NumPy's rint(x / f) * f converted back to x's dtype, computed exactly in
+    int64 (uint64) without a float-to-int conversion. As that conversion does (see
+    ``vmapc.reference.elementwise.float_to_int``), a result outside the 64-bit range
+    gives int64's minimum, and a narrower dtype wraps. (NumPy goes through float64, so
+    for 64-bit values beyond 2**53 it can differ by float rounding; vmapc's is exact.)"""
+    b, d = _b(), x.dtype
+    bits = dt.bits(d)
+    if f > 2 << bits:                       # |x| < f / 2: everything rounds to 0
+        return _e("multiply", x, _c(x, 0))
+    signed = d in dt.SIGNED
+    w = dt.INT64 if signed else dt.UINT64
+    xw = b.convert(x, w)
+    overflow = 2 ** 63                      # int64's minimum, as uint64 too
+    if f > _np.iinfo(w).max:                # int64 and f = 10**19: 0, or out of range
+        half = _c(xw, f // 2)
+        out = _e("logical_or", _e("greater", xw, half), _e("less", xw, _e("negative", half)))
+        return b.convert(_e("select", out, _c(xw, -overflow), _c(xw, 0)), d)
+    fw = _c(xw, f)
+    q = _e("floor_divide", xw, fw)
+    rem = _e("subtract", xw, _e("multiply", q, fw))          # 0 <= rem < f
+    rest = _e("subtract", fw, rem)
+    odd = _e("not_equal", _e("remainder", q, _c(xw, 2)), _c(xw, 0))
+    up = _e("logical_or", _e("greater", rem, rest), _e("logical_and", _e("equal", rem, rest), odd))
+    q = _e("select", up, _e("add", q, _c(xw, 1)), q)
+    r = _e("multiply", q, fw)
+    if bits == 64:                          # q * f out of the 64-bit range
+        lim = _c(xw, int(_np.iinfo(w).max) // f)
+        out = _e("greater", q, lim)
+        if signed:
+            out = _e("logical_or", out, _e("less", q, _e("negative", lim)))
+        r = _e("select", out, _c(xw, -overflow if signed else overflow), r)
+    return b.convert(r, d)
 
 
 @_implements(_np.where)

@@ -74,6 +74,8 @@ def evaluate(fn: Function, *args) -> list:
             raise CallError(f"argument {i} has dtype {a.dtype}, expected {v.dtype}")
         if not bind(v.shape, a.shape, bindings):
             raise CallError(f"argument {i} has shape {a.shape}, expected {v.type}")
+        if a.dtype == np.bool_:      # any nonzero byte is True (a uint8 array viewed as bool)
+            a = np.not_equal(a.view(np.uint8), 0)
         env[v] = a
     with np.errstate(all="ignore"):
         for e in fn.eqns:

@@ -81,9 +81,35 @@ _BINARY = {
 
 
 
+def float_to_int(x: np.ndarray, dtype) -> np.ndarray:
+    """Float to integer with one defined result for every input (NumPy leaves NaN and
+    out-of-range values to the platform): truncate toward zero through int64 and wrap
+    to the target's width, as NumPy on x86 does; NaN, infinities and values outside
+    int64's range give int64's minimum, then wrap; to uint64, values in [2**63, 2**64)
+    convert exactly. ``vmapc.lowering.base.convert`` emits the same rule."""
+    dtype = np.dtype(dtype)
+    t = np.trunc(x.astype(np.float64))          # exact for float16/32
+    in_range = (t >= -2.0 ** 63) & (t < 2.0 ** 63)
+    r = np.where(in_range, t, 0.0).astype(np.int64)
+    r[~in_range] = np.iinfo(np.int64).min
+    if dtype == np.uint64:
+        high = (t >= 2.0 ** 63) & (t < 2.0 ** 64)
+        r = r.view(np.uint64)
+        r[high] = np.where(high, t - 2.0 ** 63, 0.0).astype(np.uint64)[high] + np.uint64(2 ** 63)
+        return r
+    return r.astype(dtype)     # int64 to a narrower int wraps (two's complement)
+
+
+def _convert(x, dtype):
+    dtype = np.dtype(dtype)
+    if dt.is_float(x.dtype) and not dt.is_float(dtype) and dtype != np.bool_:
+        return float_to_int(x, dtype)
+    return x.astype(dtype)
+
+
 RULES = {name: (lambda f: lambda x: f(x))(f) for name, f in _UNARY.items()}
 RULES.update({name: (lambda f: lambda a, b: f(a, b))(f) for name, f in _BINARY.items()})
 RULES.update({
     "select": lambda c, a, b: np.where(c, a, b),
-    "convert": lambda x, dtype: x.astype(dtype),
+    "convert": _convert,
 })
