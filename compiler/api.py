@@ -29,6 +29,7 @@ import numpy as np
 from . import dtypes as dt
 from . import pytree
 from .errors import BatchingError, CallError, ExecutionError, NotCallableError, VmapcError
+from .runtime.module import as_input
 from .optimize import simplify
 from .shapes import Sym
 from .tracing import Tracer, trace_flat, user_loc
@@ -46,6 +47,8 @@ def _leaf_key(x, path):
         raise CallError(f"argument {path} is a tracer: call the compiled function on arrays, or use "
                         "vmapc.vmap inside traced code")
     if isinstance(x, (np.ndarray, np.generic)) or _is_array(x):
+        if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+            as_input(x, path)      # a CallError for subclasses whose meaning would be dropped
         d = np.dtype(x.dtype)
         if not d.isnative:       # big-endian data runs as a native copy (see _native)
             d = d.newbyteorder("=")
@@ -57,6 +60,44 @@ def _leaf_key(x, path):
         return ("a", tuple(x.shape), d)
     raise CallError(f"argument {path} has type {type(x).__name__}; pass NumPy arrays, Python numbers, "
                     "or tuples, lists and dicts of them")
+
+
+def _flat_inputs(leaves, in_types):
+    """The leaves as arrays of the signature's dtypes: Python numbers converted (an int
+    that does not fit is a CallError), arrays as they are."""
+    return [x if _is_array(x) else as_input(x, f"{i}", t.dtype) for i, (x, t) in enumerate(zip(leaves, in_types))]
+
+
+@functools.lru_cache(maxsize=256)
+def _signature_of(fn):
+    import inspect
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):   # builtins and C functions: let the call say
+        return None
+
+
+def _check_arguments(fn, args, kwargs, name):
+    """A CallError (not Python's TypeError from inside tracing) when the arguments do not
+    fit `fn`'s parameters: too many or too few, or an unknown keyword."""
+    try:
+        sig = _signature_of(fn)
+    except TypeError:                 # not hashable
+        sig = _signature_of.__wrapped__(fn)
+    if sig is None:
+        return
+    from inspect import Parameter
+    if kwargs and Parameter.VAR_KEYWORD not in {p.kind for p in sig.parameters.values()}:
+        unknown = [k for k in kwargs if k not in sig.parameters
+                   or sig.parameters[k].kind == Parameter.POSITIONAL_ONLY]
+        if unknown:
+            params = ", ".join(sig.parameters)
+            raise CallError(f"{name}: unexpected keyword argument {unknown[0]!r} (its parameters: {params})")
+    try:
+        sig.bind(*args, **kwargs)
+    except TypeError as e:
+        params = ", ".join(p.name for p in sig.parameters.values())
+        raise CallError(f"{name}: {e} (its parameters: {params or 'none'})") from None
 
 
 def _native(leaves):
@@ -168,8 +209,7 @@ class Executable:
             for i, x in enumerate(leaves):
                 _leaf_key(x, f"{i}")            # a CallError for what is not an array or a number
             leaves = _native(leaves) or leaves
-            leaves = [np.asarray(x, dtype=t.dtype) if not _is_array(x) else x for x, t in zip(leaves, self.in_types)]
-            return pytree.unflatten(self.out_tree, self.call_flat(leaves))
+            return pytree.unflatten(self.out_tree, self.call_flat(_flat_inputs(leaves, self.in_types)))
         except CallError as err:
             raise _at_call_site(err)
 
@@ -263,6 +303,7 @@ class Compiled:
             args, kwargs = pytree.unflatten(tree, native)
             return self(*args, **kwargs)
         try:
+            _check_arguments(self.fn, args, kwargs, self.__name__)
             bdims = None
             if self._vmapped is not None:
                 _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
@@ -286,7 +327,10 @@ class Compiled:
             return self._run_chunked(exe, args, kwargs, leaves, bdims)
         if positional:
             self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
-        flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
+        try:
+            flat = _flat_inputs(leaves, exe.in_types)
+        except CallError as err:
+            raise _at_call_site(err)
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
 
     # -- chunk_size -------------------------------------------------------------------------------

@@ -105,23 +105,58 @@ def _load_python(src: str):
 _SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$")
 
 
+def read_npy(path: str, what: str, header_only: bool = False):
+    """The array in a .npy file (or its (shape, dtype) with `header_only`), checked before
+    anything is allocated: the header must be valid, its dtype one vmapc supports (never
+    a pickle), and its shape must match the size of the data in the file, so a header
+    claiming terabytes is an error, not an allocation."""
+    import math
+    fmt = np.lib.format
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise Failure(f"{what}: {path}: no such file") from None
+    except OSError as e:
+        raise Failure(f"{what}: cannot read {path}: {e.strerror or e}") from None
+    with f:
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+        except (ValueError, OSError, EOFError, SyntaxError, TypeError, RecursionError, MemoryError) as e:
+            raise Failure(f"{what}: {path} is not a valid .npy file: {_one_line(e)}") from None
+        if dtype.hasobject or dtype.newbyteorder("=") not in dt.SHORT_NAMES:
+            raise UsageError(f"{what}: {path} has dtype {dtype}, which vmapc does not support "
+                             f"(supported: {', '.join(dt.BY_SHORT_NAME)})")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes != size - offset:
+            raise Failure(f"{what}: {path} is not a valid .npy file: its header says shape {tuple(shape)} of "
+                          f"{dtype} ({nbytes} bytes of data) but the file holds {size - offset} bytes after it")
+        if header_only:
+            return tuple(shape), dtype.newbyteorder("=")
+        f.seek(0)
+        try:
+            return np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise Failure(f"{what}: cannot read {path} as a .npy array: {_one_line(e)}") from None
+        except MemoryError:
+            raise Failure(f"{what}: {path} ({nbytes} bytes) does not fit in memory") from None
+
+
 def parse_arg_spec(text: str):
     """``NAME=f32[784,10]`` (or ``float32[...]``) or ``NAME=FILE.npy`` -> (name, ShapeDtype)."""
-    from .tracing import ShapeDtype
     name, sep, spec = text.partition("=")
     if not sep or not name.isidentifier() or not spec:
         raise UsageError(f"--arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]) or NAME=FILE.npy")
     if spec.endswith(".npy"):
-        try:
-            a = np.load(spec, mmap_mode="r", allow_pickle=False)
-        except FileNotFoundError:
-            raise Failure(f"--arg {name}: {spec}: no such file") from None
-        except (OSError, ValueError) as e:
-            raise Failure(f"--arg {name}: cannot read {spec}: {e}") from None
-        if a.dtype not in dt.SHORT_NAMES:
-            raise UsageError(f"--arg {name}: {spec} has dtype {a.dtype}, which vmapc does not support "
-                             f"(supported: {', '.join(dt.BY_SHORT_NAME)})")
-        return name, ShapeDtype(a.shape, a.dtype)
+        shape, dtype = read_npy(spec, f"--arg {name}", header_only=True)
+        return name, _spec(name, shape, dtype)
     m = _SPEC.match(spec)
     if not m:
         raise UsageError(f"--arg {name}: {spec!r} is not DTYPE[SHAPE] such as f32[784,10] or f32[] "
@@ -136,10 +171,19 @@ def parse_arg_spec(text: str):
             raise UsageError(f"--arg {name}: unknown dtype {m.group(1)!r} "
                              f"(dtypes: {', '.join(dt.BY_SHORT_NAME)})")
     dims = [d.strip() for d in m.group(2).split(",")] if m.group(2).strip() else []
-    if not all(d.isdigit() for d in dims):
+    if not all(d.isdigit() and len(d) < 40 for d in dims):
         raise UsageError(f"--arg {name}: bad shape [{m.group(2)}]: give sizes as non-negative ints, "
                          "e.g. f32[784,10] (the batch dim comes from --in-dims/--batch)")
-    return name, ShapeDtype([int(d) for d in dims], dtype)
+    return name, _spec(name, [int(d) for d in dims], dtype)
+
+
+def _spec(name, shape, dtype):
+    """A ShapeDtype, or a UsageError for a shape compiled code cannot address."""
+    from .tracing import ShapeDtype
+    try:
+        return ShapeDtype(shape, dtype)
+    except VmapcError as e:
+        raise UsageError(f"--arg {name}: {_one_line(e.message)}") from None
 
 
 def _parameters(fn):
@@ -173,9 +217,11 @@ def load_model(src: str, arg_specs):
             fn = parse(text)
         except VmapcError as e:
             raise Failure(f"{src}: not a valid vmapc IR file: {_one_line(e.message)}") from None
+        from .runtime.artifact import plain_name
         m = _OUTPUTS_COMMENT.search(text)
         names = m.group(1).split() if m else []
-        if len(names) != len(fn.outputs) or len(set(names)) != len(names):
+        if len(names) != len(fn.outputs) or len({n.lower() for n in names}) != len(names) \
+                or not all(plain_name(n) for n in names):
             names = output_names(None, len(fn.outputs))
         return fn, names
 
@@ -290,7 +336,8 @@ def _batching(a, fn, batch_default=None):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """One line, with control characters escaped (messages quote untrusted files)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(str(text).split()))
 
 
 def _note(msg: str, end="\n"):
@@ -307,9 +354,19 @@ def cmd_trace(a):
     if not a.output:
         sys.stdout.write(text)
         return
-    header = f"# vmapc IR of {fn.name}, traced from {a.model}\n# outputs: {' '.join(outputs)}\n"
+    out = Path(a.output)
+    source = Path(a.model.rpartition(":")[0])
+    if not a.force and (out.exists() or out.is_symlink()):
+        if source.exists() and out.resolve() == source.resolve():
+            raise UsageError(f"-o {a.output} is the model's own source file; refusing to overwrite it "
+                             "(--force to do it anyway)")
+        if out.suffix != ".vir" or not out.is_file():
+            raise UsageError(f"-o {a.output} exists and is not a .vir file; refusing to overwrite it "
+                             "(--force to do it anyway)")
+    header = f"# vmapc IR of {fn.name}, traced from {_printable(a.model)}\n# outputs: {' '.join(outputs)}\n"
+    from .export import _atomic_write
     try:
-        Path(a.output).write_text(header + text)
+        _atomic_write(out, (header + text).encode())
     except OSError as e:
         raise Failure(f"cannot write {a.output}: {e.strerror or e}") from None
     _note(f"wrote {a.output}: {fn.name}({', '.join(f'{n}: {v.type}' for n, v in zip(fn.arg_names, fn.inputs))})"
@@ -334,26 +391,65 @@ def cmd_show(a):
         print(lower([simplify(program)], target=targets[0]).text)   # what compile compiles
 
 
+def _model_sources(model: str) -> list:
+    """The files a MODEL argument names (FILE.py:FUNCTION or FILE.vir)."""
+    return [Path(model if model.endswith(".vir") else model.rpartition(":")[0])]
+
+
+def _read_key(path: str, what: str) -> bytes:
+    """A signing key from a file (its bytes, surrounding whitespace removed)."""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as e:
+        raise Failure(f"{what}: cannot read the key file {path}: {e.strerror or e}") from None
+    if len(key) < 16:
+        raise UsageError(f"{what}: the key in {path} is shorter than 16 bytes; make one with "
+                         "python -c \"import secrets; print(secrets.token_hex(32))\" > KEYFILE")
+    return key
+
+
+def _apply_limits(a):
+    """--compile-timeout/--compile-memory: the limits of vmapc.driver.compile_limits."""
+    from .driver import parse_size
+    if a.compile_timeout is not None:
+        if a.compile_timeout <= 0:
+            raise UsageError("--compile-timeout: give a positive number of seconds")
+        os.environ["VMAPC_COMPILE_TIMEOUT"] = str(a.compile_timeout)
+    if a.compile_memory is not None:
+        try:
+            parse_size(a.compile_memory)
+        except ValueError as e:
+            raise UsageError(f"--compile-memory: {e}") from None
+        os.environ["VMAPC_COMPILE_MEMORY"] = a.compile_memory
+
+
 def cmd_compile(a):
-    from .export import export
+    from .errors import ArtifactError
+    from .export import check_output_dir, export
     targets = parse_targets(a.target)
+    _apply_limits(a)
+    key = _read_key(a.sign, "--sign") if a.sign else None
+    try:   # before any work: never write into a directory of the user's own files
+        check_output_dir(a.output, _model_sources(a.model))
+    except ArtifactError as e:
+        raise UsageError(e.message) from None
     fn, outputs = load_model(a.model, a.arg)
     in_dims, out_dims, batch = _batching(a, fn)
     starts = {}
 
-    def progress(target, stage):
+    def progress(target, stage, nbytes=None):
         if stage == "compiling":
             starts[target] = time.perf_counter()
             _note(f"  {target}: compiling ...", end="\r")
         else:
             path = Path(a.output, target.replace(":", "-") + ".vmfb")
             _note(f"  {target}: compiled in {time.perf_counter() - starts[target]:.1f} s, "
-                  f"{path.stat().st_size / 1024:.0f} KiB -> {path}")
+                  f"{(nbytes or 0) / 1024:.0f} KiB -> {path}")
 
     _note(f"vmapc: compiling {fn.name} for {', '.join(t.label for t in targets)}"
           + (f" (batch {batch}, in_dims {','.join(str(d) for d in in_dims)})" if in_dims else ""))
     manifest = export(fn, a.output, in_dims=in_dims, out_dims=out_dims, batch=batch, targets=targets,
-                      outputs=outputs, progress=progress)
+                      outputs=outputs, progress=progress, sign_key=key, sources=_model_sources(a.model))
     sig = ", ".join(f"{x['name']}: {x['type']}" for x in manifest["inputs"])
     res = ", ".join(f"{x['name']}: {x['type']}" for x in manifest["outputs"])
     _note(f"wrote {a.output}: {manifest['function']}({sig}) -> ({res})")
@@ -376,20 +472,13 @@ def _read_inputs(specs, names):
     missing = [n for n in names if n not in given]
     if missing:
         raise UsageError(f"missing --input for {', '.join(missing)} (the model takes {', '.join(names)})")
-    arrays = {}
-    for name, path in pairs:
-        try:
-            arrays[name] = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise Failure(f"--input {name}: {path}: no such file") from None
-        except (OSError, ValueError) as e:
-            raise Failure(f"--input {name}: cannot read {path} as a .npy array: {_one_line(e)}") from None
-    return arrays
+    return {name: read_npy(path, f"--input {name}") for name, path in pairs}
 
 
 def cmd_run(a):
     from .runtime.artifact import load
-    model = load(a.artifact, target=a.target, driver=a.driver)
+    keys = [_read_key(k, "--trusted-key") for k in a.trusted_key] or None
+    model = load(a.artifact, target=a.target, driver=a.driver, trusted_keys=keys)
     inputs = _read_inputs(a.input, model.input_names)
     t0 = time.perf_counter()
     outs = model(**inputs)
@@ -405,10 +494,40 @@ def cmd_run(a):
     for name, o in zip(model.output_names, outs):
         line = f"{name}: {o.dtype}[{', '.join(map(str, o.shape))}]"
         if res is not None:
-            np.save(res / f"{name}.npy", o)
-            line += f" -> {res / (name + '.npy')}"
+            path = _result_path(res, name)
+            try:
+                _save_npy(path, o)
+            except OSError as e:
+                raise Failure(f"--output-dir: cannot write {path}: {e.strerror or e}") from None
+            line += f" -> {path}"
         print(line)
-    print(f"ran {model.name} on {model.target} ({model.driver}) in {elapsed * 1e3:.3f} ms")
+    print(f"ran {_printable(model.name)} on {model.target} ({model.driver}) in {elapsed * 1e3:.3f} ms")
+
+
+def _result_path(res: Path, name: str) -> Path:
+    """OUTPUT_DIR/NAME.npy, after checking that it stays inside OUTPUT_DIR (the manifest's
+    names are plain identifiers already; this is the last line of defence)."""
+    from .runtime.artifact import plain_name
+    path = res / f"{name}.npy"
+    if not plain_name(name) or path.resolve().parent != res.resolve():
+        raise Failure(f"--output-dir: refusing to write the result {ascii(name)}: its file would not be "
+                      f"directly inside {res}")
+    return path
+
+
+def _save_npy(path: Path, a):
+    """np.save through a temporary file renamed into place (a symlink at `path` is
+    replaced, never followed)."""
+    import io
+    from .export import _atomic_write
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a), allow_pickle=False)
+    _atomic_write(path, buf.getvalue())
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped (names from files are never printed raw)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(text))
 
 
 def cmd_targets(a):
@@ -508,6 +627,8 @@ def build_parser():
                        epilog=EXAMPLES["trace"])
     model_args(s)
     s.add_argument("-o", "--output", metavar="FILE.vir", help="the IR file to write (default: stdout)")
+    s.add_argument("--force", action="store_true",
+                   help="overwrite -o even when it is not a .vir file, or is the model's own source")
     s.set_defaults(func=cmd_trace)
 
     s = sub.add_parser("show", help="print a stage of a model: traced, batched or mlir", formatter_class=_FMT,
@@ -534,7 +655,16 @@ def build_parser():
     s.add_argument("--target", default="cpu", metavar="T[,T...]",
                    help="comma-separated targets: cpu, vulkan, cuda, or FAMILY:OPTION such as cpu:generic "
                         "(a portable CPU build) or cuda:sm_90a (default: cpu; see 'vmapc targets')")
-    s.add_argument("-o", "--output", required=True, metavar="OUT", help="the artifact directory to write")
+    s.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the artifact directory to write: new, empty, or a previous artifact (replaced "
+                        "only once the new one is complete)")
+    s.add_argument("--sign", metavar="KEYFILE",
+                   help="sign the manifest with HMAC-SHA256 and the key in KEYFILE (see docs/cli.md)")
+    s.add_argument("--compile-timeout", type=float, metavar="SECONDS",
+                   help="stop an iree-compile that runs longer (default: $VMAPC_COMPILE_TIMEOUT or 600)")
+    s.add_argument("--compile-memory", metavar="SIZE",
+                   help="stop an iree-compile that uses more memory, e.g. 8G (default: "
+                        "$VMAPC_COMPILE_MEMORY or half the machine's memory)")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run", help="run a compiled artifact on .npy inputs", formatter_class=_FMT,
@@ -546,6 +676,8 @@ def build_parser():
     s.add_argument("--target", help="which build to run (default: the first of cpu, cuda, vulkan that runs here)")
     s.add_argument("--driver", help="IREE runtime driver, e.g. local-sync or local-task (default: the build's)")
     s.add_argument("--output-dir", metavar="DIR", help="write each result as DIR/NAME.npy")
+    s.add_argument("--trusted-key", action="append", default=[], metavar="KEYFILE",
+                   help="require the artifact to be signed with the key in KEYFILE (repeatable: any of them)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("targets", help="list compilation targets and whether they compile and run here",
@@ -598,7 +730,7 @@ def main(argv=None) -> int:
         where = ""
         if e.loc is not None:
             src = e.loc.source()
-            where = f" (at {e.loc}" + (f": {src})" if src else ")")
+            where = " " + _one_line(f"(at {e.loc}" + (f": {src})" if src else ")"))
         msg = _one_line(e.message)
         details = getattr(e, "details", None)
         if details and "details" in msg:     # a compiler crash: its first line says why
@@ -609,6 +741,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("vmapc: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"{prefix} out of memory", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. `vmapc rules | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

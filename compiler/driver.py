@@ -3,16 +3,30 @@
 A :class:`~vmapc.targets.Target` (see :mod:`vmapc.targets`) gives the
 ``iree-compile`` flags and the runtime HAL driver. :func:`compile_mlir` runs
 ``iree-compile`` (a subprocess: a compiler crash cannot take the caller down)
-on the module's bytecode, after looking in two caches keyed by the SHA-256 of
-(bytecode, flags, IREE version, vmapc version):
+on the module, after looking in two caches keyed by the SHA-256 of the *key
+material*: the SHA-256 of the MLIR, the flags, the IREE and vmapc versions and,
+for ``--iree-llvmcpu-target-cpu=host``, this machine's CPU:
 
 * in memory, a dict for this process;
 * on disk, one file per key under ``$VMAPC_CACHE_DIR`` (default
-  ``~/.cache/vmapc``). An entry is a header (magic, SHA-256 of the payload) and
-  the ``.vmfb``; it is written to a temporary file in the same directory and
-  renamed into place, so readers and concurrent writers only ever see whole
-  entries. An entry whose checksum does not match is discarded with a
-  :class:`~vmapc.errors.CacheWarning` and rebuilt.
+  ``~/.cache/vmapc``). An entry is a header (magic, the full key material, the
+  SHA-256 of the payload) and the ``.vmfb``; it is written to a temporary file in
+  the same directory and renamed into place, so readers and concurrent writers
+  only ever see whole entries. An entry is used only when its key material is the
+  one this process computed and its checksum matches; otherwise it is discarded
+  with a :class:`~vmapc.errors.CacheWarning` and rebuilt.
+
+The cache directory is private: it is created ``0700``, and one that is group- or
+world-writable or owned by another user is not used (a ``CacheWarning``, then a
+private directory under the system's temporary directory). A per-key lock file
+(opened with ``O_NOFOLLOW``) makes a second process compiling the same module wait
+for the first; a holder that is stopped, gone, or slower than the compile time
+limit does not block the others forever (the wait says why, once).
+
+Every ``iree-compile`` runs under a time and a memory limit (:func:`compile_limits`,
+``$VMAPC_COMPILE_TIMEOUT`` and ``$VMAPC_COMPILE_MEMORY``): a runaway compile is
+killed and becomes a :class:`~vmapc.errors.CompileError` naming the function. On a
+terminal, a compile that takes more than a few seconds shows its progress.
 
 When IREE rejects a module, :class:`~vmapc.errors.CompileError` names the
 failing equation's op and the user's ``file:line`` (every MLIR op carries the
@@ -28,11 +42,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -45,13 +63,15 @@ from .targets import TARGETS, Target, get_target, target  # noqa: E402,F401
 
 # --- caching -------------------------------------------------------------------------------------
 
-_MAGIC = b"VMAPC-VMFB-1\n"
+_MAGIC = b"VMAPC-VMFB-2\n"
 _MEMORY: dict = {}
 _MEMORY_LOCK = threading.Lock()
 stats = {"memory_hits": 0, "disk_hits": 0, "compiles": 0, "corrupt": 0}
 
 
 def cache_dir() -> Path:
+    """The configured disk-cache directory (``$VMAPC_CACHE_DIR``, default ``~/.cache/vmapc``);
+    :func:`usable_cache_dir` is the one actually used."""
     d = os.environ.get("VMAPC_CACHE_DIR")
     return Path(d) if d else Path.home() / ".cache" / "vmapc"
 
@@ -59,6 +79,65 @@ def cache_dir() -> Path:
 def clear_memory_cache():
     with _MEMORY_LOCK:
         _MEMORY.clear()
+
+
+def _private_problem(path: Path) -> str | None:
+    """Why directory `path` may not hold this user's compiled code, or None when it is
+    a directory of ours that nobody else can write to."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        return f"cannot read it ({e.strerror or e})"
+    import stat
+    if not stat.S_ISDIR(st.st_mode):
+        return "it is not a directory"
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return f"it is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"it is writable by {'others' if st.st_mode & 0o002 else 'its group'} (mode {st.st_mode & 0o777:o})"
+    return None
+
+
+def _make_private(path: Path) -> str | None:
+    """Create `path` (mode 0700) if needed; None when it is then usable, else why not."""
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            return f"cannot create it ({e.strerror or e})"
+    return _private_problem(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _checked_cache_dir(configured: str):
+    path = Path(configured)
+    why = _make_private(path)
+    if why is None:
+        return path
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    fallback = Path(tempfile.gettempdir()) / f"vmapc-cache-{uid}"
+    why_fallback = _make_private(fallback)
+    if why_fallback is None:
+        warnings.warn(f"vmapc: not using the compile cache {path}: {why}; using {fallback} instead",
+                      CacheWarning, stacklevel=4)
+        return fallback
+    warnings.warn(f"vmapc: not using the compile cache {path}: {why} (nor {fallback}: {why_fallback}); "
+                  "compiled modules are not cached on disk", CacheWarning, stacklevel=4)
+    return None
+
+
+def usable_cache_dir() -> Path | None:
+    """The disk-cache directory to use: :func:`cache_dir` when it is private (created
+    0700 if missing), else a private fallback, else None (no disk cache)."""
+    configured = str(cache_dir())
+    d = _checked_cache_dir(configured)
+    if d is not None and not d.is_dir():     # removed since: create it again
+        _checked_cache_dir.cache_clear()
+        d = _checked_cache_dir(configured)
+    return d
 
 
 @functools.lru_cache(maxsize=None)
@@ -91,55 +170,90 @@ def _host_cpu() -> str:
     return ident
 
 
-def cache_key(bytecode: bytes, flags) -> str:
-    h = hashlib.sha256()
+def key_material(bytecode: bytes, flags) -> dict:
+    """Everything a compiled module depends on: the MLIR (by its SHA-256), the flags,
+    the IREE and vmapc versions, and the CPU when it is compiled for ``host``. A disk
+    entry records it and is used only when it is equal to this."""
     host = _host_cpu() if any(f.endswith("-target-cpu=host") for f in flags) else ""
-    for part in (bytecode, "\0".join(flags).encode(), _versions().encode(), host.encode()):
-        h.update(len(part).to_bytes(8, "little"))
-        h.update(part)
-    return h.hexdigest()
+    host = hashlib.sha256(host.encode()).hexdigest() if host else ""
+    return {"mlir_sha256": hashlib.sha256(bytecode).hexdigest(), "flags": list(flags),
+            "versions": _versions(), "host": host}
 
 
-def _entry_path(key: str) -> Path:
-    return cache_dir() / f"{key}.vmfb"
+def cache_key(bytecode: bytes, flags) -> str:
+    return _key_of(key_material(bytecode, flags))
 
 
-def _read_disk(key: str, warn: bool = True):
-    path = _entry_path(key)
+def _key_of(material: dict) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _entry_path(d: Path, key: str) -> Path:
+    return d / f"{key}.vmfb"
+
+
+def parse_entry(data: bytes):
+    """(key material, payload) of a disk entry, or None when it is not a whole entry."""
+    if not data.startswith(_MAGIC):
+        return None
+    head_end = data.find(b"\n", len(_MAGIC))
+    if head_end < 0:
+        return None
     try:
-        data = path.read_bytes()
+        head = json.loads(data[len(_MAGIC):head_end])
+        payload = data[head_end + 1:]
+        ok = (isinstance(head, dict) and isinstance(head.get("material"), dict) and payload
+              and head.get("payload_sha256") == hashlib.sha256(payload).hexdigest())
+    except (ValueError, RecursionError):
+        return None
+    return (head["material"], payload) if ok else None
+
+
+def _read_disk(key: str, warn: bool = True, material: dict | None = None):
+    d = usable_cache_dir()
+    if d is None:
+        return None
+    path = _entry_path(d, key)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return None
-    digest_len = 64
-    head = len(_MAGIC) + digest_len + 1
-    payload = data[head:]
-    ok = (data.startswith(_MAGIC) and len(data) > head
-          and data[len(_MAGIC):head - 1].decode("ascii", "replace") == hashlib.sha256(payload).hexdigest())
-    if not ok:
-        if not warn:  # seen (and reported) before taking the lock
-            return None
-        stats["corrupt"] += 1
-        warnings.warn(f"vmapc: discarding corrupt cache entry {path} (it will be rebuilt)",
-                      CacheWarning, stacklevel=3)
-        try:
-            path.unlink()
-        except OSError:
-            pass
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    entry = parse_entry(data)
+    why = None
+    if entry is None:
+        why = "corrupt"
+    elif entry[0] != (material if material is not None else {"key": key}):
+        why = "written for another module (its key material differs from this module's)"
+    if why is None:
+        return entry[1]
+    if not warn:  # seen (and reported) before taking the lock
         return None
-    return payload
-
-
-def _write_disk(key: str, vmfb: bytes):
-    d = cache_dir()
+    stats["corrupt"] += 1
+    warnings.warn(f"vmapc: discarding cache entry {path}: {why} (it will be rebuilt)",
+                  CacheWarning, stacklevel=3)
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        path.unlink()
+    except OSError:
+        pass
+    return None
+
+
+def _write_disk(key: str, vmfb: bytes, material: dict | None = None):
+    d = usable_cache_dir()
+    if d is None:
+        return
+    head = {"material": material if material is not None else {"key": key},
+            "payload_sha256": hashlib.sha256(vmfb).hexdigest()}
+    try:
         fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{key[:16]}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(_MAGIC + hashlib.sha256(vmfb).hexdigest().encode() + b"\n" + vmfb)
+                f.write(_MAGIC + json.dumps(head, sort_keys=True).encode() + b"\n" + vmfb)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, _entry_path(key))
+            os.replace(tmp, _entry_path(d, key))
         except BaseException:
             try:
                 os.unlink(tmp)
@@ -168,14 +282,15 @@ def compile_mlir(mlir, target="cpu", *, flags=(), cache: bool = True, lowered=No
                           f"lower it with lower(functions, target={t.label!r})")
     libm = t.libm_flags if lowered is not None and lowered.needs_libm else ()
     all_flags = tuple(t.flags) + libm + tuple(flags)
-    key = cache_key(mlir, all_flags)
+    material = key_material(mlir, all_flags)
+    key = _key_of(material)
     if cache:
         with _MEMORY_LOCK:
             hit = _MEMORY.get(key)
         if hit is not None:
             stats["memory_hits"] += 1
             return hit
-        hit = _read_disk(key)
+        hit = _read_disk(key, material=material)
         if hit is not None:
             stats["disk_hits"] += 1
             with _MEMORY_LOCK:
@@ -186,48 +301,226 @@ def compile_mlir(mlir, target="cpu", *, flags=(), cache: bool = True, lowered=No
         return _run_iree_compile(mlir, all_flags, lowered)
     # One process compiles, concurrent ones wait for its disk entry (a per-key file lock).
     with _key_lock(key):
-        vmfb = _read_disk(key, warn=False)
+        vmfb = _read_disk(key, warn=False, material=material)
         if vmfb is not None:
             stats["disk_hits"] += 1
         else:
             vmfb = _run_iree_compile(mlir, all_flags, lowered)
             stats["compiles"] += 1
-            _write_disk(key, vmfb)
+            _write_disk(key, vmfb, material)
     with _MEMORY_LOCK:
         _MEMORY[key] = vmfb
     return vmfb
 
 
+# How long a process waits for another that holds a key's lock before it says so.
+LOCK_NOTICE_S = 2.0
+
+
+def _holder_state(pid: int) -> str | None:
+    """'gone', 'stopped' or None (running, or unknown) for the process holding a lock."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "gone"
+        except OSError:
+            return None
+        return None
+    return "stopped" if state in ("T", "t") else "gone" if state in ("Z", "X") else None
+
+
 @contextlib.contextmanager
 def _key_lock(key: str):
     """An exclusive inter-process lock for one cache key (a no-op where fcntl or the
-    cache directory is unavailable)."""
+    cache directory is unavailable). The lock file (created with O_NOFOLLOW: a symlink
+    planted there is refused) holds the holder's pid. A waiter says once why it waits;
+    it stops waiting, and compiles itself, when the holder is stopped or gone or holds
+    the lock longer than the compile time limit."""
     try:
         import fcntl
-        d = cache_dir() / "locks"
-        d.mkdir(parents=True, exist_ok=True)
-        f = open(d / f"{key}.lock", "a+b")
+        d = usable_cache_dir()
+        if d is None:
+            raise OSError("no cache directory")
+        locks = d / "locks"
+        if not locks.is_dir():
+            locks.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0), 0o600)
     except (ImportError, OSError):
         yield
         return
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        locked = _acquire(fcntl, fd, locks / f"{key}.lock")
         yield
     finally:
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            f.close()
+            os.close(fd)
+
+
+def _acquire(fcntl, fd: int, path: Path) -> bool:
+    """Take the lock on `fd` (True), or give up waiting (False); see _key_lock."""
+    start = time.monotonic()
+    told = False
+    limit = compile_limits()[0] + 30
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass
+            return True
+        waited = time.monotonic() - start
+        try:
+            pid = int(os.pread(fd, 32, 0).split()[0])
+        except (OSError, ValueError, IndexError):
+            pid = None
+        state = _holder_state(pid) if pid else None
+        if state is not None or waited > limit:
+            why = (f"process {pid} holding it is {state}" if state is not None else
+                   f"it has been held for {waited:.0f} s, longer than the compile time limit")
+            warnings.warn(f"vmapc: not waiting for the compile-cache lock {path}: {why}; compiling here",
+                          CacheWarning, stacklevel=5)
+            return False
+        if not told and waited > LOCK_NOTICE_S:
+            told = True
+            holder = f"process {pid}" if pid else "another process"
+            warnings.warn(f"vmapc: waiting for {holder}, which is compiling the same module "
+                          f"(lock {path})", CacheWarning, stacklevel=5)
+        time.sleep(0.05 if waited < 1 else 0.25)
+
+
+# --- limits on iree-compile -----------------------------------------------------------------------
+
+DEFAULT_TIMEOUT_S = 600.0
+PROGRESS_AFTER_S = 3.0
+
+
+def _default_memory() -> int:
+    """Half the machine's memory, at least 2 GiB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 << 30
+    return max(total // 2, 2 << 30)
+
+
+def parse_size(text) -> int:
+    """``"8G"``, ``"512M"``, ``"1.5GiB"`` or a number of bytes -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(text))
+    if not m:
+        raise ValueError(f"not a size: {text!r} (e.g. 8G, 512M or a number of bytes)")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def compile_limits():
+    """(seconds, bytes): how long one ``iree-compile`` may run and how much memory
+    (resident) it may use, from ``$VMAPC_COMPILE_TIMEOUT`` (seconds; default 600) and
+    ``$VMAPC_COMPILE_MEMORY`` (``8G``, ``512M``, bytes; default half the machine's
+    memory, at least 2 GiB). A compile past either is killed and raises
+    :class:`~vmapc.errors.CompileError`."""
+    timeout, memory = DEFAULT_TIMEOUT_S, _default_memory()
+    text = os.environ.get("VMAPC_COMPILE_TIMEOUT", "").strip()
+    if text:
+        try:
+            timeout = float(text)
+        except ValueError:
+            raise CompileError(f"VMAPC_COMPILE_TIMEOUT must be a number of seconds, got {text!r}") from None
+    text = os.environ.get("VMAPC_COMPILE_MEMORY", "").strip()
+    if text:
+        try:
+            memory = parse_size(text)
+        except ValueError as e:
+            raise CompileError(f"VMAPC_COMPILE_MEMORY: {e}") from None
+    return timeout, memory
+
+
+def _rss(pid: int) -> int:
+    """Resident memory of a process in bytes (0 where /proc is not available)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _names(lowered) -> str:
+    if lowered is None:
+        return "the module"
+    names = [getattr(f, "name", f) for f in lowered.functions]
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _run_iree_compile(mlir: bytes, flags, lowered) -> bytes:
+    """Run iree-compile on `mlir` within the time and memory limits (compile_limits),
+    showing progress on a terminal after a few seconds."""
     from iree.compiler.tools.binaries import find_tool
+    timeout, memory = compile_limits()
     cmd = [find_tool("iree-compile"), "-", "-o", "-", "--iree-input-type=none",
            "--mlir-print-op-on-diagnostic=false", *flags]
-    proc = subprocess.run(cmd, input=mlir, capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        raise compile_error(proc.stderr.decode("utf-8", "replace"), lowered, proc.returncode)
-    return proc.stdout
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+    shown = False
+    why = None
+    data = mlir
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(data, timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                data = None
+            elapsed = time.monotonic() - start
+            rss = _rss(proc.pid)
+            if elapsed > timeout:
+                why = f"did not finish within {timeout:g} s (VMAPC_COMPILE_TIMEOUT)"
+            elif memory and rss > memory:
+                why = (f"used more than {memory / (1 << 20):.0f} MiB of memory "
+                       "(VMAPC_COMPILE_MEMORY)")
+            if why is not None:
+                _kill(proc)
+                proc.communicate()
+                break
+            if tty and elapsed > PROGRESS_AFTER_S:
+                shown = True
+                print(f"\rvmapc: compiling {_names(lowered)} with IREE: {elapsed:.0f} s, "
+                      f"{rss / (1 << 20):.0f} MiB", end="", file=sys.stderr, flush=True)
+    except BaseException:          # KeyboardInterrupt: leave no compiler running
+        _kill(proc)
+        raise
+    finally:
+        if shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+    if why is not None:
+        err = CompileError(f"iree-compile {why} compiling {_names(lowered)}; the compile was stopped "
+                           "(a bigger limit may let it finish; if it does not, please report the program)")
+        err.details = ""
+        raise err
+    if proc.returncode != 0 or not out:
+        raise compile_error(err.decode("utf-8", "replace"), lowered, proc.returncode)
+    return out
+
+
+def _kill(proc):
+    """Kill iree-compile and what it started (its linker)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (OSError, AttributeError):
+        proc.kill()
 
 
 # `loc("fn#3:add"("model.py":12:0))` as printed in diagnostics, or the file:line prefix

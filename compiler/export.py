@@ -5,6 +5,12 @@ program (or a Python function, traced at the example ``args`` given), compiles
 it for each target and writes an artifact directory that :func:`vmapc.load`
 runs with only ``iree-base-runtime`` and NumPy. The layout and the manifest are
 described in :mod:`vmapc.runtime.artifact` and ``docs/cli.md``.
+
+No user file is lost: the artifact is built in a temporary directory next to
+``out_dir`` and renamed into place only when complete, so a failed compile (or a
+full disk) leaves a previous artifact there working; and ``out_dir`` must be
+missing, empty, or hold only an artifact's own files (:func:`check_output_dir`).
+Files get the permissions the process's umask gives, as any file a program writes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,11 +31,28 @@ from .vmap import vmap
 BATCH_SYMBOL = "B"
 
 
+def umask() -> int:
+    """The process's umask, read without changing it where the system says it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def _atomic_write(path: Path, data: bytes):
+    """Write `path` through a temporary file renamed into place (a reader never sees half
+    a file; a symlink at `path` is replaced, never followed), with the umask's permissions."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -36,9 +60,80 @@ def _atomic_write(path: Path, data: bytes):
         raise
 
 
+# What an artifact directory holds: the files vmapc writes, and nothing else.
+ARTIFACT_FILES = ("manifest.json", "model.vir", "batched.vir")
+_VMFB = re.compile(r"^[a-z]+(-[A-Za-z0-9_.+-]+)?\.vmfb$")
+
+
+def check_output_dir(out, sources=()) -> None:
+    """Raise ArtifactError unless `out` may become an artifact directory: it does not
+    exist, or is an empty directory, or holds only an artifact's own files (manifest.json,
+    model.vir, batched.vir, TARGET.vmfb). `sources`: the model's files, which must not be
+    inside it. (``vmapc compile`` reports this as a wrong command line, exit status 2.)"""
+    out = Path(out)
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise ArtifactError(f"-o {out}: it exists and is not a directory; give a new or empty "
+                            "directory, or a previous artifact's")
+    try:
+        entries = sorted(os.listdir(out))
+    except OSError as e:
+        raise ArtifactError(f"-o {out}: cannot read it: {e.strerror or e}") from None
+    real = out.resolve()
+    inside = [str(p) for p in sources if p is not None and Path(p).resolve().parent == real]
+    if inside:
+        raise ArtifactError(f"-o {out}: it holds the model being compiled ({inside[0]}); vmapc replaces "
+                            "the whole directory: write the artifact to another one")
+    foreign = [e for e in entries if not (e in ARTIFACT_FILES or _VMFB.match(e))
+               or not (out / e).is_file() or (out / e).is_symlink()]
+    if entries and "manifest.json" not in entries:
+        foreign = foreign or entries
+    if foreign:
+        shown = ", ".join(ascii(e)[1:-1] for e in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ArtifactError(f"-o {out}: it holds files vmapc did not write ({shown}); vmapc replaces the "
+                            "whole directory, so give a new or empty directory, or a previous artifact's")
+
+
+def _publish(tmp: Path, out: Path):
+    """Move the finished artifact `tmp` to `out`, replacing a previous artifact there."""
+    os.chmod(tmp, 0o777 & ~umask())
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+    os.rmdir(old)
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def batch_symbol(fn: Function) -> str:
+    """The name of the symbolic batch size: ``B``, unless the program already has a
+    symbol of that name (a ``.vir`` with ``f32[B]``), which must not be unified with the
+    batch size: then the first of ``B1``, ``B2``, ... it does not use."""
+    from .ir import walk_eqns
+    from .shapes import symbols
+    used = set()
+    for v in fn.inputs:
+        used |= symbols(v.shape)
+    for e in walk_eqns(fn):
+        for v in list(e.inputs) + list(e.outputs):
+            used |= symbols(v.shape)
+    name, k = BATCH_SYMBOL, 0
+    while name in used:
+        k += 1
+        name = f"{BATCH_SYMBOL}{k}"
+    return name
+
+
 def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
     """The program to compile: `fn` itself without in_dims, else `fn` batched at
-    `batch` (an int, or "dynamic" for a symbolic batch size ``B``)."""
+    `batch` (an int, or "dynamic" for a symbolic batch size, see :func:`batch_symbol`)."""
     if in_dims is None:
         if batch is not None:
             raise BatchingError("a batch size needs in_dims (which inputs carry the batch)")
@@ -46,7 +141,7 @@ def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
     if batch is None:
         raise BatchingError("a batch size is needed with in_dims: an int, or 'dynamic'")
     if batch == "dynamic":
-        size = Sym(BATCH_SYMBOL)
+        size = Sym(batch_symbol(fn))
     elif isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1:
         size = batch
     else:
@@ -84,21 +179,21 @@ def _normalize(dims, values):
 
 
 def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targets=("cpu",),
-           outputs=None, progress=None) -> dict:
+           outputs=None, progress=None, sign_key=None, sources=()) -> dict:
     """Batch, compile and write an artifact directory; returns the manifest.
 
     `fn` is a traced program (see :func:`vmapc.trace`), or a Python function with
     `args`, the specs or arrays of one example (``args=(vmapc.f32[784], w)``).
     `in_dims` lists, per input, where its batch axis will be (None: shared);
     `out_dims`, per output or one for all; `batch` is an int or ``"dynamic"``.
-    `outputs` names the results (default: from the structure `fn` returns).
-    `progress(target, stage)` is called with "compiling" and "done" per target."""
-    from . import __version__
-    from .driver import compile_mlir
-    from .lowering import lower
+    `outputs` names the results (default: from the structure `fn` returns): plain
+    identifiers, since ``vmapc run`` writes ``NAME.npy`` files.
+    `progress(target, stage, nbytes=None)` is called with "compiling" and "done" per target.
+    `sign_key` (bytes or str): sign the manifest with HMAC-SHA256 (see ``docs/cli.md``).
+    `sources`: the model's files, which must not be inside `out_dir` (it is replaced whole)."""
     from .optimize import simplify
+    from .runtime.artifact import plain_name
     from .targets import get_target
-    from .runtime.artifact import FORMAT, VERSION, sha256_file
 
     if not isinstance(fn, Function):
         if args is None:
@@ -122,17 +217,38 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     program = simplify(batch_program(fn, in_dims, out_dims, batch))
     names_out = list(outputs) if outputs is not None else output_names(getattr(fn, "out_tree", None),
                                                                        len(fn.outputs))
-    if len(names_out) != len(fn.outputs) or len(set(names_out)) != len(names_out):
-        raise ValueError(f"vmapc.export: outputs must be {len(fn.outputs)} distinct names, got {names_out}")
+    if len(names_out) != len(fn.outputs) or len({n.lower() for n in names_out}) != len(names_out) \
+            or not all(plain_name(n) for n in names_out):
+        raise ValueError(f"vmapc.export: outputs must be {len(fn.outputs)} distinct plain identifiers (they "
+                         f"name NAME.npy files; letters, digits and _), got {[ascii(n) for n in names_out]}")
     for t in targets:           # every target's dtype/op check before the first (slow) compile
         t.check([program])
     out = Path(out_dir)
+    check_output_dir(out, sources)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        # An old manifest must not describe the new files while they are being written.
-        (out / "manifest.json").unlink(missing_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     except OSError as e:
-        raise ArtifactError(f"cannot write the artifact directory {out}: {e}") from None
+        raise ArtifactError(f"cannot write the artifact directory {out}: {e.strerror or e}") from None
+    try:
+        manifest = _write_artifact(tmp, fn, program, targets, in_dims, out_dims, batch, names_out, progress,
+                                   sign_key)
+        check_output_dir(out, sources)      # nothing appeared there meanwhile
+        _publish(tmp, out)
+    except OSError as e:       # a full disk, a read-only directory: nothing half-written stays
+        raise ArtifactError(f"cannot write the artifact {out}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _write_artifact(out: Path, fn, program, targets, in_dims, out_dims, batch, names_out, progress, sign_key):
+    """Compile for each target and write every file of the artifact into `out`."""
+    from . import __version__
+    from .driver import compile_mlir
+    from .lowering import lower
+    from .runtime.artifact import FORMAT, VERSION, plain_name, sign
     lowered_by_key: dict = {}
     entries = {}
     for t in targets:
@@ -148,15 +264,15 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
         entries[t.label] = {"file": path.name, "target": t.name, "options": dict(t.options), "flags": flags,
                             "module_attrs": [name for name, _ in t.module_attrs],
                             "driver": t.choose_driver([program]), "output_storage": bool(t.output_storage),
-                            "sha256": sha256_file(path), "bytes": len(vmfb)}
+                            "sha256": hashlib.sha256(vmfb).hexdigest(), "bytes": len(vmfb)}
         if progress:
-            progress(t.label, "done")
+            progress(t.label, "done", len(vmfb))
     _atomic_write(out / "model.vir", (fn.text(locations=True) + "\n").encode())
     if in_dims is not None:
         _atomic_write(out / "batched.vir", (program.text(locations=True) + "\n").encode())
-    elif (out / "batched.vir").exists():
-        (out / "batched.vir").unlink()
-    names_in = fn.arg_names or [f"arg{i}" for i in range(len(fn.inputs))]
+    names_in = fn.arg_names
+    if not names_in or len(set(names_in)) != len(names_in) or not all(plain_name(n) for n in names_in):
+        names_in = [f"arg{i}" for i in range(len(fn.inputs))]
     if in_dims is None:
         per_in, per_out = [None] * len(fn.inputs), [None] * len(fn.outputs)
     else:
@@ -173,10 +289,12 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
                     for n, v, pv, d in zip(names_out, fn.outputs, program.outputs, per_out)],
         "in_dims": per_in, "out_dims": per_out,
         "batch": batch if in_dims is not None else None,
-        "batch_symbol": BATCH_SYMBOL if batch == "dynamic" and in_dims is not None else None,
+        "batch_symbol": batch_symbol(fn) if batch == "dynamic" and in_dims is not None else None,
         "targets": entries,
         "vmapc_version": __version__, "iree_version": iv.VERSION,
         "ir_hash": hashlib.sha256(program.canonical().encode()).hexdigest(),
     }
+    if sign_key is not None:
+        manifest = sign(manifest, sign_key)
     _atomic_write(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest

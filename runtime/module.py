@@ -172,6 +172,61 @@ def _declared_results(decl: str) -> list:
     return out
 
 
+# --- modules that call libm ----------------------------------------------------------------------------
+#
+# IREE 3.13's self-contained ("embedded") ELF has no float64 sin, cos, tan, atan, atan2,
+# asin, acos, tanh or fmod (its built-in musl subset is float32 only), so modules that
+# need them are linked as system shared libraries (docs/reliability.md). Loading one,
+# IREE's runtime writes the library to $TMPDIR, dlopen()s it and removes it, but it also
+# leaves behind the empty file it reserved the name with (iree_dylib_XXXXXX) and keeps
+# that file open: one file and one descriptor per load. vmapc removes both after the load
+# and explains a failure (a noexec $TMPDIR) instead of passing on dlopen's message.
+
+_SYSTEM_LINKED = b"system-elf-"
+_DYLIB_LOCK = threading.Lock()
+_PLACEHOLDER = re.compile(r"/iree_dylib_[A-Za-z0-9]{6}$")
+
+
+def _open_fds() -> dict:
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return {}
+    out = {}
+    for n in names:
+        try:
+            out[int(n)] = os.readlink(f"/proc/self/fd/{n}")
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _load_system_linked(instance, hal, vm_module):
+    with _DYLIB_LOCK:    # one load at a time, so the descriptors that appear are this load's
+        before = _open_fds()
+        try:
+            context = rt.VmContext(instance, modules=[hal, vm_module])
+        except (ValueError, RuntimeError) as e:
+            tmp = os.environ.get("TMPDIR") or "/tmp"
+            raise ArtifactError(
+                f"IREE cannot load this module: {str(e).splitlines()[0]}. The module calls the C math "
+                f"library (float64 sin/cos/tan/arctan/arcsin/arccos/tanh, or sin/cos/tan of any float), so "
+                f"IREE loads its code as a shared library written to $TMPDIR ({tmp}); if that directory "
+                "is missing, not writable or mounted noexec, set TMPDIR to one where programs may run") from None
+        finally:
+            for fd, target in _open_fds().items():
+                if fd not in before and _PLACEHOLDER.search(target):
+                    try:
+                        st = os.fstat(fd)
+                        if st.st_size == 0 and os.path.exists(target) \
+                                and os.path.samestat(st, os.stat(target)):
+                            os.unlink(target)
+                        os.close(fd)
+                    except OSError:
+                        pass
+    return context
+
+
 class Module:
     """A loaded ``.vmfb``: ``Module(vmfb_bytes_or_path, driver="local-sync")``.
 
@@ -193,7 +248,13 @@ class Module:
             self.vm_module = rt.VmModule.copy_buffer(self.instance, bytes(vmfb))
         except (ValueError, RuntimeError) as e:
             raise ArtifactError(f"not a valid IREE module: {e}") from None
-        self.context = rt.VmContext(self.instance, modules=[hal, self.vm_module])
+        if _SYSTEM_LINKED in vmfb:
+            self.context = _load_system_linked(self.instance, hal, self.vm_module)
+        else:
+            try:
+                self.context = rt.VmContext(self.instance, modules=[hal, self.vm_module])
+            except (ValueError, RuntimeError) as e:
+                raise ArtifactError(f"IREE cannot load the module: {str(e).splitlines()[0]}") from None
         if driver in _LOCAL_DRIVERS:
             self.device.allocator.trim()   # a new working set (see CPU_ALLOCATOR)
         self.signatures = dict(signatures or {})
@@ -207,7 +268,7 @@ class Module:
         """A device buffer view holding a copy of `a`."""
         if not _mapped_inputs(self.driver, self.device):
             return _buffer_view(self.device, a)
-        flat = np.ascontiguousarray(a).reshape(-1)
+        flat = contiguous(a).reshape(-1)
         buf = self.device.allocator.allocate_buffer(memory_type=_DEVICE_MAPPABLE, allowed_usage=_STORAGE_USAGE,
                                                     allocation_size=max(flat.nbytes, 4))
         if flat.size:
@@ -361,7 +422,9 @@ class Function:
         alloc = dev.allocator
         arg_list = rt.VmVariantList(len(arrays))
         pinned = None  # [start, end) of each input the compiled code reads in place
-        for a in arrays:
+        for i, a in enumerate(arrays):
+            if not a.flags.c_contiguous and 0 in a.strides:     # a broadcast view
+                a = contiguous(a, f"{self.name}: argument {i}")
             if a.dtype is _BOOL:
                 a = bool_bytes(a)
             nbytes = a.nbytes
@@ -419,7 +482,9 @@ class Function:
     def _call_device(self, arrays, bindings) -> list:
         module = self.module
         arg_list = rt.VmVariantList(len(arrays) + len(self.storage_outputs))
-        for a in arrays:
+        for i, a in enumerate(arrays):
+            if not a.flags.c_contiguous and 0 in a.strides:     # a broadcast view
+                a = contiguous(a, f"{self.name}: argument {i}")
             arg_list.push_ref(module.upload(bool_bytes(a) if a.dtype is _BOOL else a))
         if self.storage_outputs:
             layouts = self._result_layouts(bindings)
@@ -544,11 +609,73 @@ def aligned(a) -> np.ndarray:
 
 def _buffer_view(dev, a: np.ndarray):
     """A device copy of `a` (any shape, including 0-d and empty)."""
-    flat = np.ascontiguousarray(a).reshape(-1) if a.size else np.zeros(1, a.dtype)
+    flat = contiguous(a).reshape(-1) if a.size else np.zeros(1, a.dtype)
     buf = dev.allocator.allocate_buffer_copy(
         memory_type=rt.MemoryType.DEVICE_LOCAL, allowed_usage=rt.BufferUsage.DEFAULT,
         device=dev, buffer=flat)
     return rt.HalBufferView(buf, list(a.shape), _ELEMENT_TYPES[a.dtype])
+
+
+_MEANINGFUL_SUBCLASSES = {
+    "MaskedArray": "its mask would be dropped; pass x.filled(value), or np.asarray(x) for the raw data",
+    "matrix": "its * and ** mean matrix products and it stays 2-d; pass np.asarray(x)",
+}
+
+
+def as_input(x, what: str, dtype=None) -> np.ndarray:
+    """`x` as a plain NumPy array for a compiled call (argument `what`). Array subclasses
+    whose meaning a compiled function would drop (``np.ma.MaskedArray``, ``np.matrix``)
+    are refused; other subclasses (``np.memmap``) pass as their data. A Python number
+    takes `dtype`, and an int that does not fit it is refused."""
+    if isinstance(x, np.ndarray):
+        if type(x) is not np.ndarray:
+            for cls in type(x).__mro__:
+                why = _MEANINGFUL_SUBCLASSES.get(cls.__name__)
+                if why is not None and cls.__module__.startswith("numpy"):
+                    raise CallError(f"argument {what} is a {cls.__module__}.{cls.__name__}: "
+                                    f"compiled code sees only its data, so {why}")
+        return x
+    if dtype is not None and isinstance(x, (int, float)) and not isinstance(x, np.generic):
+        dtype = np.dtype(dtype)
+        if type(x) is int and dtype.kind in "iu" and not np.iinfo(dtype).min <= x <= np.iinfo(dtype).max:
+            raise CallError(f"argument {what} is the Python int {x}, which does not fit {dtype} "
+                            f"({np.iinfo(dtype).min}..{np.iinfo(dtype).max})")
+        return np.asarray(x, dtype=dtype)
+    try:
+        return np.asarray(x)
+    except (OverflowError, ValueError, TypeError) as e:
+        raise CallError(f"argument {what} cannot be an array: {e}") from None
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def contiguous(a: np.ndarray, what: str = "argument") -> np.ndarray:
+    """A C-contiguous copy of `a` (compiled code reads dense memory). A broadcast view
+    (a stride of 0, ``np.broadcast_to``) whose copy would not fit in memory is refused
+    with its broadcast size, instead of being materialized until the machine runs out."""
+    if 0 in a.strides and a.size > 1:
+        nbytes = a.size * a.itemsize
+        avail = _available_memory()
+        if avail is not None and nbytes > avail:
+            raise CallError(f"{what} is a broadcast view (a stride of 0) of shape {a.shape}: compiled code "
+                            f"reads a dense copy, which would take {nbytes / 2**30:.1f} GiB, more than the "
+                            f"{avail / 2**30:.1f} GiB of memory available; pass the array before broadcasting "
+                            "and broadcast inside the function (np.broadcast_to traces)")
+        try:
+            return np.ascontiguousarray(a)
+        except MemoryError:
+            raise CallError(f"{what} is a broadcast view (a stride of 0) of shape {a.shape}, whose dense "
+                            f"copy ({nbytes / 2**30:.1f} GiB) does not fit in memory") from None
+    return np.ascontiguousarray(a)
 
 
 def bool_bytes(a: np.ndarray) -> np.ndarray:

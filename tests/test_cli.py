@@ -605,8 +605,9 @@ def _edit_manifest(path, fn):
 
 
 def _resign(path, target="cpu"):
-    _edit_manifest(path, lambda m: m["targets"][target].__setitem__(
-        "sha256", hashlib.sha256((path / f"{target}.vmfb").read_bytes()).hexdigest()))
+    data = (path / f"{target}.vmfb").read_bytes()
+    _edit_manifest(path, lambda m: m["targets"][target].update(sha256=hashlib.sha256(data).hexdigest(),
+                                                                 bytes=len(data)))
 
 
 def _corrupt(kind, art, art_static):
@@ -653,7 +654,7 @@ ARTIFACT_CASES = {
     "bad_type": ["bad manifest", "inputs[0]", "f32[B,,64"],
     "no_inputs_key": ["bad manifest", "'inputs'"],
     "missing_vmfb": ["cpu.vmfb is missing"],
-    "truncated_vmfb": ["checksum mismatch"],
+    "truncated_vmfb": ["bytes, the manifest says", "corrupt"],
     "flipped_byte": ["checksum mismatch"],
     "garbage_vmfb_resigned": ["not a valid IREE module"],
     "signature_mismatch": ["does not match the module", "`x`", "f32[B,63]", "tensor<?x64xf32>"],

@@ -370,6 +370,49 @@ class LoweringContext:
         return arith.index_cast(ir.IndexType.get(), x)
 
 
+# --- IREE 3.13 workarounds at the tensor level ------------------------------------------------------
+
+def optimization_barrier(x: ir.Value) -> ir.Value:
+    """``util.optimization_barrier``: the same value, which IREE may neither fold nor fuse
+    through (so the value is materialized, contiguous, in a buffer of its own)."""
+    return ir.Operation.create("util.optimization_barrier", results=[x.type], operands=[x]).results[0]
+
+
+def _strided_slice(x: ir.Value) -> bool:
+    """Whether `x` is (through reshapes) a ``tensor.extract_slice`` whose elements are
+    not contiguous in its source, such as a column of a matrix."""
+    while isinstance(x, ir.OpResult):
+        op = x.owner
+        name = op.operation.name if hasattr(op, "operation") else op.name
+        if name in ("tensor.collapse_shape", "tensor.expand_shape"):
+            x = op.operands[0]
+            continue
+        if name != "tensor.extract_slice":
+            return False
+        attrs = op.attributes
+        sizes = list(ir.DenseI64ArrayAttr(attrs["static_sizes"]))
+        strides = list(ir.DenseI64ArrayAttr(attrs["static_strides"]))
+        source = ir.RankedTensorType(op.operands[0].type).shape
+        if any(s != 1 for s in strides):
+            return True
+        partial = False     # row-major: after the first dim of size > 1, every dim is whole
+        for size, full in zip(sizes, source):
+            if partial and size != full:
+                return True
+            partial = partial or size != 1
+        return False
+    return False
+
+
+def gather_source(x: ir.Value) -> ir.Value:
+    """The operand a gather (``tensor.extract`` at computed indices) reads. IREE 3.13
+    folds a strided slice into the gather's load and then vectorizes the gather on a
+    strided memref, which its LLVM lowering cannot translate ("LLVM Translation failed
+    for operation: builtin.unrealized_conversion_cast"); such a slice is materialized
+    first (tests/test_regressions.py)."""
+    return optimization_barrier(x) if _strided_slice(x) else x
+
+
 def _reassoc(groups):
     i64 = ir.IntegerType.get_signless(64)
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in g]) for g in groups])

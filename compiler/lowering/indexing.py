@@ -10,7 +10,7 @@ from ..shapes import Sym
 
 from iree.compiler.dialects import arith, tensor
 
-from .base import index_const, loop_index, select
+from .base import gather_source, index_const, loop_index, select
 
 
 # --- rules: indexing -----------------------------------------------------------------------------
@@ -30,7 +30,7 @@ def _clamp_index(lctx, i, n):
 # permuted loops (wrong elements gathered; tests/test_regressions.py).
 
 def _take_rule(lctx, eqn, xs):
-    x, idx = xs
+    x, idx = gather_source(xs[0]), xs[1]
     xt, it, out = eqn.inputs[0].type, eqn.inputs[1].type, eqn.outputs[0].type
     axis, bd = eqn.attrs["axis"], eqn.attrs["batch_dims"]
     n = lctx.dim(xt.shape[axis])
@@ -48,7 +48,7 @@ def _take_rule(lctx, eqn, xs):
 
 
 def _take_along_axis_rule(lctx, eqn, xs):
-    x, idx = xs
+    x, idx = gather_source(xs[0]), xs[1]
     xt, it, out = eqn.inputs[0].type, eqn.inputs[1].type, eqn.outputs[0].type
     axis = eqn.attrs["axis"]
     n = lctx.dim(xt.shape[axis])

@@ -164,6 +164,7 @@ def lower(functions, target=None) -> LoweredModule:
         raise LoweringError(f"function names must be unique, got {names}")
     t.check(functions)
     ctx = ir.Context()
+    ctx.allow_unregistered_dialects = True   # IREE's util.optimization_barrier (base.py)
     equations: dict = {}
     token = _TARGET.set(t)
     try:

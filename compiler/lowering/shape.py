@@ -10,7 +10,7 @@ from ..shapes import Sym, prod
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
 
-from .base import index_const, loop_index, tensor_type
+from .base import optimization_barrier, index_const, loop_index, tensor_type
 
 
 # --- rules: shape ops ----------------------------------------------------------------------------
@@ -113,7 +113,14 @@ def _slice_rule(lctx, eqn, xs):
     start, step = eqn.attrs["start"], eqn.attrs["step"]
     dsz, ssz = lctx.mixed(out.shape)
     ty = tensor_type(out)
-    return [tensor.ExtractSliceOp(ty, xs[0], [], dsz, [], list(start), ssz, list(step)).result]
+    r = tensor.ExtractSliceOp(ty, xs[0], [], dsz, [], list(start), ssz, list(step)).result
+    if all(d == 1 for d in out.shape) and isinstance(xs[0], ir.OpResult) \
+            and xs[0].owner.operation.name != "arith.constant":
+        # IREE 3.13 never finishes compiling (tiling loops, memory grows) when it fuses the
+        # producer of a one-element slice into a consumer that broadcasts it
+        # (tests/test_regressions.py): the element is materialized on its own.
+        r = optimization_barrier(r)
+    return [r]
 
 
 def _rev_rule(lctx, eqn, xs):

@@ -94,6 +94,10 @@ def _var(x, dtype=None):
             with _np.errstate(over="ignore"):  # 1e10 -> inf in float16, as in NumPy
                 arr = _np.asarray(x, dtype=d)
         except OverflowError as err:
+            if type(x) is int and d is not None and _np.dtype(d).kind in "iu":
+                info = _np.iinfo(d)
+                raise DTypeError(f"the Python int {x} does not fit {_np.dtype(d)} ({info.min}..{info.max})",
+                                 user_loc()) from None
             raise DTypeError(str(err), user_loc()) from None
         return c.builder.constant(arr)
     else:

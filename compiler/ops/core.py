@@ -49,11 +49,10 @@ MAX_BYTES = 2 ** 63 - 1
 
 def check_size(shape, dtype, what: str = "an array"):
     """Raise ShapeError if an array of `shape` and `dtype` would not fit in 2**63 bytes
-    (symbolic dims count as 1)."""
+    (a symbolic dim counts as its coefficient: its size when the symbol is 1)."""
     n = 1
     for d in shape:
-        if isinstance(d, int):
-            n *= d
+        n *= d if isinstance(d, int) else d.coef
     nbytes = n * np.dtype(dtype).itemsize
     if nbytes > MAX_BYTES:
         raise ShapeError(f"{what} would have shape {_fmt_shape(shape)} of {np.dtype(dtype)}: {n} elements, "
