@@ -231,7 +231,8 @@ def _read_disk(key: str, warn: bool = True, material: dict | None = None):
     if not warn:  # seen (and reported) before taking the lock
         return None
     stats["corrupt"] += 1
-    warnings.warn(f"vmapc: discarding cache entry {path}: {why} (it will be rebuilt)",
+    what = "corrupt cache entry" if why == "corrupt" else f"cache entry {path}: it was"
+    warnings.warn(f"vmapc: discarding {what} {path if why == 'corrupt' else why} (it will be rebuilt)",
                   CacheWarning, stacklevel=3)
     try:
         path.unlink()

@@ -195,7 +195,7 @@ def _has_function(v) -> bool:
 
 _TOKEN = re.compile(r"""
     (?P<ws>[ \t]+)
-  | (?P<b64>b64"[A-Za-z0-9+/=]*")
+  | (?P<b64>b64"[^"]*")
   | (?P<str>"(?:[^"\\]|\\.)*")
   | (?P<num>-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\.\d+(?:[eE][-+]?\d+)?|\d+)(?![A-Za-z_]))
   | (?P<neginf>-inf\b)
@@ -206,6 +206,9 @@ _TOKEN = re.compile(r"""
 
 # Deeper nesting than this is refused (Python's own recursion would fail first).
 MAX_NESTING = 64
+# Longer numbers than this are refused (Python refuses to convert ints of 4300 digits, and
+# no size, index or line number of a program needs more).
+MAX_DIGITS = 40
 
 
 class _Tokens:
@@ -270,6 +273,16 @@ class _Tokens:
     def done(self):
         return self.i >= len(self.toks)
 
+    def string(self, text, at=None):
+        """A quoted string token's value (JSON escapes; no lone surrogates, which could not
+        be printed or written back)."""
+        try:
+            value = json.loads(text)
+            value.encode("utf-8")
+        except (ValueError, UnicodeError):
+            self.fail("bad string (it must be valid JSON text)", at or self.prev())
+        return value
+
     def name(self):
         kind, text, _, _ = self.peek()
         if kind != "name":
@@ -304,12 +317,14 @@ class _Tokens:
                 self.fail("bad base64 data in a constant", self.prev())
         if kind == "str":
             self.i += 1
-            return json.loads(text)
+            return self.string(text)
         if kind == "neginf":
             self.i += 1
             return -math.inf
         if kind == "num":
             self.i += 1
+            if len(text) > MAX_DIGITS and not any(c in text for c in ".eE"):
+                self.fail(f"number with more than {MAX_DIGITS} digits", self.prev())
             if self.at("*"):
                 self.i += 1
                 sym = self.value()
@@ -349,6 +364,8 @@ class _Tokens:
                 self.i += 1
                 parts.append(self.next()[1])
             try:
+                if any(len(p) > MAX_DIGITS for p in parts if p and p.isdigit()):
+                    raise ValueError("too many digits")
                 dims.append(parse_dim("*".join(parts)))
             except ValueError:
                 self.fail(f"bad dim {'*'.join(parts)!r}", (li, col))
@@ -496,12 +513,13 @@ def _equation(toks: _Tokens, env: dict, bdims: dict) -> Eqn:
             kind, f, li, col = toks.next()
             if kind != "str":
                 toks.fail("expected a quoted file name in loc(...)", (li, col))
+            file_at = (li, col)
             toks.expect(":")
             kind, lno, li, col = toks.next()
-            if kind != "num" or not lno.isdigit():
-                toks.fail("expected a line number in loc(...)", (li, col))
+            if kind != "num" or not lno.isdigit() or len(lno) > 10:
+                toks.fail("expected a line number in loc(...) (a non-negative int)", (li, col))
             toks.expect(")")
-            loc = Loc(json.loads(f), int(lno))
+            loc = Loc(toks.string(f, file_at), int(lno))
             if not toks.done() and toks.peek()[2] == line:
                 toks.fail("unexpected text after loc(...)")
             break
@@ -519,6 +537,9 @@ def _equation(toks: _Tokens, env: dict, bdims: dict) -> Eqn:
         types = infer_types(op, [v.type for v in ins], attrs)
     except VmapcError as err:
         toks.fail(f"{op} does not type-check: {err.message}", op_at)
+    except (TypeError, ValueError, OverflowError, UnicodeError, KeyError, IndexError) as err:
+        # attribute values of the wrong kind (a string where a dtype goes, ...)
+        toks.fail(f"{op} does not type-check: bad attribute value ({type(err).__name__}: {err})", op_at)
     if [v.type for v in outs] != types:
         toks.fail(f"{op} produces {', '.join(map(str, types))}, but the results are declared "
                   f"{', '.join(str(v.type) for v in outs)}", first)

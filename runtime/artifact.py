@@ -30,17 +30,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 from pathlib import Path
 
-import numpy as np
-
 from .. import dtypes as dt
 from ..errors import ArtifactError, CallError, ExecutionError, VmapcError
-from .module import as_input
 from ..ir import TensorType
 from ..shapes import Sym, parse_dim
+from .module import as_input
 
 FORMAT = "vmapc-artifact"
 VERSION = 1
@@ -127,8 +124,9 @@ def _validate(m: dict, mf: Path):
 
     if not plain_name(m.get("entry")):
         bad("'entry' must name the compiled function (a plain identifier)")
-    if not isinstance(m.get("function", ""), str) or len(m.get("function", "")) > 256:
-        bad("'function' must be a string")
+    if not (isinstance(m.get("function", ""), str) and len(m.get("function", "")) < 256
+            and m.get("function", "").isprintable()):
+        bad(f"'function' must be a name (printable text), got {show(m.get('function'))}")
     for key in ("vmapc_version", "iree_version"):
         if key in m and not (isinstance(m[key], str) and len(m[key]) < 256):
             bad(f"{key!r} must be a string")
@@ -372,6 +370,8 @@ class Artifact:
         arrays = []
         for (name, t), a in zip(self.inputs, args):
             a = as_input(a, f"`{name}`", t.dtype)
+            if not a.dtype.isnative:        # big-endian data runs as a native-order copy
+                a = a.astype(a.dtype.newbyteorder("="))
             if a.dtype != t.dtype:
                 raise CallError(f"argument `{name}` has dtype {a.dtype}, {self.name} expects {t}")
             arrays.append(a)

@@ -209,7 +209,7 @@ def _load_system_linked(instance, hal, vm_module):
         except (ValueError, RuntimeError) as e:
             tmp = os.environ.get("TMPDIR") or "/tmp"
             raise ArtifactError(
-                f"IREE cannot load this module: {str(e).splitlines()[0]}. The module calls the C math "
+                f"IREE cannot load this module: {str(e).splitlines()[0].rstrip('; .')}. The module calls the C math "
                 f"library (float64 sin/cos/tan/arctan/arcsin/arccos/tanh, or sin/cos/tan of any float), so "
                 f"IREE loads its code as a shared library written to $TMPDIR ({tmp}); if that directory "
                 "is missing, not writable or mounted noexec, set TMPDIR to one where programs may run") from None

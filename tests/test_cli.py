@@ -691,7 +691,7 @@ RUN_CASES = [
     (inputs("xs_bad_shape.npy"), 1, ["CallError", "`x`", "(5, 63)", "64"]),
     (inputs("xs_f64.npy"), 1, ["CallError", "`x`", "float64", "f32[B,64]"]),
     (inputs("nothere.npy"), 1, ["--input x", "nothere.npy", "no such file"]),
-    (inputs("model.py"), 1, ["--input x", "cannot read model.py"]),
+    (inputs("model.py"), 1, ["--input x", "model.py is not a valid .npy file"]),
 ]
 
 

@@ -10,7 +10,6 @@
   itself: torn writes under concurrent writers, damaged entries read directly.)
 """
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -183,11 +182,8 @@ def test_two_processes_compile_the_same_function_with_a_shared_cache(tmp_path):
 
 
 def _entry_is_whole(path):
-    """The entry's header (magic, SHA-256 of the payload) matches its payload."""
-    data = path.read_bytes()
-    head = len(driver._MAGIC) + 64 + 1
-    return data.startswith(driver._MAGIC) and data[len(driver._MAGIC):head - 1].decode() == \
-        hashlib.sha256(data[head:]).hexdigest()
+    """The entry's header (magic, key material, SHA-256 of the payload) matches its payload."""
+    return driver.parse_entry(path.read_bytes()) is not None
 
 
 # --- damaged cache entries, through the API ---------------------------------------------------------

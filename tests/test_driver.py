@@ -153,7 +153,7 @@ def test_concurrent_processes_share_one_entry(empty_cache):
     counts = sorted(tuple(map(int, out.split())) for out, _ in outs)
     assert counts == [(0, 1), (1, 0)]  # one compiled, the other waited and read it
     (path,) = entries(empty_cache)
-    assert driver._read_disk(path.stem) is not None
+    assert driver.parse_entry(path.read_bytes()) is not None
     assert not list(empty_cache.glob("*.tmp")) and not list(empty_cache.glob(".*"))
 
 
