@@ -509,6 +509,9 @@ def _result_path(res: Path, name: str) -> Path:
     names are plain identifiers already; this is the last line of defence)."""
     from .runtime.artifact import plain_name
     path = res / f"{name}.npy"
+    if path.is_symlink():
+        raise Failure(f"--output-dir: {path} is a symbolic link; refusing to write a result through it "
+                      "(remove it, or choose another directory)")
     if not plain_name(name) or path.resolve().parent != res.resolve():
         raise Failure(f"--output-dir: refusing to write the result {ascii(name)}: its file would not be "
                       f"directly inside {res}")

@@ -354,6 +354,7 @@ def _key_lock(key: str):
     except (ImportError, OSError):
         yield
         return
+    locked = False
     try:
         locked = _acquire(fcntl, fd, locks / f"{key}.lock")
         yield
@@ -369,7 +370,10 @@ def _acquire(fcntl, fd: int, path: Path) -> bool:
     """Take the lock on `fd` (True), or give up waiting (False); see _key_lock."""
     start = time.monotonic()
     told = False
-    limit = compile_limits()[0] + 30
+    try:
+        limit = compile_limits()[0] + 30
+    except CompileError:          # a bad setting: reported by the compile itself
+        limit = DEFAULT_TIMEOUT_S + 30
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -554,6 +558,13 @@ def compile_error(stderr: str, lowered=None, returncode=None) -> CompileError:
             where = where or loc
     if msg is None or "Stack dump:" in stderr:
         msg = f"iree-compile crashed (exit status {returncode}); its output is in this error's .details"
+        if isinstance(returncode, int) and returncode < 0:
+            try:
+                name = signal.Signals(-returncode).name
+            except ValueError:
+                name = f"signal {-returncode}"
+            why = " (a file grew past the size limit: is the disk full?)" if name == "SIGXFSZ" else ""
+            msg = f"iree-compile was killed by {name}{why}; its output is in this error's .details"
     msg = msg.strip()
     # IREE often appends the failing operation's full text: keep the sentence
     cut = re.search(r"(: %|: \"|\bthat was explicitly marked illegal\b)", msg)
