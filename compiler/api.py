@@ -185,6 +185,8 @@ class Executable:
         try:
             # checked: the arrays' exact shapes and dtypes were matched against this signature
             return self.fn.call_checked(arrays) if checked else self.fn(*arrays)
+        except CallError as err:        # found by the runtime (a broadcast view too big to copy)
+            raise _at_call_site(err)
         except RuntimeError as err:     # IREE's status: out of memory, a device failure
             if isinstance(err, VmapcError):
                 raise

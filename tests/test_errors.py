@@ -152,6 +152,11 @@ def static_index_out_of_bounds():
     vmapc.trace(lambda x: x[7], F32[4])  # <-- static_index_out_of_bounds
 
 
+@entry("trace", DTypeError, r"the Python int 1180591620717411303424 does not fit int64")
+def python_int_too_big_for_the_dtype():
+    vmapc.trace(lambda x: x + 2 ** 70, vmapc.i64[3])  # <-- python_int_too_big_for_the_dtype
+
+
 @entry("trace", DTypeError, r"numpy\.bitwise_and: ufunc 'bitwise_and' not supported for the input types")
 def dtype_not_accepted():
     vmapc.trace(lambda x: x & x, F32[4])  # <-- dtype_not_accepted
@@ -385,6 +390,15 @@ def _exp_model(x):
     return np.exp(x) * 3  # <-- lowering_rule_fails
 
 
+@entry("compile", CompileError, r"iree-compile did not finish within 0\.001 s \(VMAPC_COMPILE_TIMEOUT\) compiling main")
+def compile_past_the_time_limit():
+    os.environ["VMAPC_COMPILE_TIMEOUT"] = "0.001"
+    try:
+        vmapc.compile(lambda x: x * 3.0 - 1.25)(V)  # <-- compile_past_the_time_limit
+    finally:
+        del os.environ["VMAPC_COMPILE_TIMEOUT"]
+
+
 @entry("compile", LoweringError, r"_exp_model: cannot lower exp: no lowering today")
 def lowering_rule_fails():
     saved = lowering.LOWERINGS["exp"]
@@ -468,6 +482,72 @@ def result_too_big_for_memory():
     vmapc.compile(lambda x: np.broadcast_to(x, (2 ** 58,)))(V[:1])  # <-- result_too_big_for_memory
 
 
+@entry("call", CallError, r"add: too many positional arguments \(its parameters: x, y\)")
+def too_many_arguments_to_a_compiled_function():
+    vmapc.compile(add)(V, V, V)  # <-- too_many_arguments_to_a_compiled_function
+
+
+@entry("call", CallError, r"add: unexpected keyword argument 'z' \(its parameters: x, y\)")
+def unknown_keyword_to_a_compiled_function():
+    vmapc.compile(add, in_dims=0)(X, y=X, z=X)  # <-- unknown_keyword_to_a_compiled_function
+
+
+@entry("call", CallError, r"argument 0 is a numpy\.ma\.MaskedArray: compiled code sees only its data, so its mask")
+def masked_array_argument():
+    twice()(np.ma.masked_array(V, [0, 1, 0, 0]))  # <-- masked_array_argument
+
+
+@entry("call", CallError, r"argument 0 is a numpy\.matrix: compiled code sees only its data, so its \* and \*\*")
+def matrix_argument():
+    twice()(np.matrix([[1.0, 2.0]]))  # <-- matrix_argument
+
+
+@entry("call", CallError, r"argument 1 is the Python int 1180591620717411303424, which does not fit int64")
+def python_int_too_big_for_the_argument():
+    vmapc.compile(add)(np.arange(3), 2 ** 70)  # <-- python_int_too_big_for_the_argument
+
+
+@entry("call", CallError, r"argument 0 is a broadcast view \(a stride of 0\) of shape \(17592186044416, 16\)")
+def broadcast_view_too_big_to_copy():
+    x = np.broadcast_to(np.float32(1.0), (2 ** 44, 16))   # 1 TiB as a dense copy; 4 bytes here
+    vmapc.compile(lambda a: a[0] * 2)(x)  # <-- broadcast_view_too_big_to_copy
+
+
+@entry("call", ExecutionError, r"main: the compiled code failed while running: .*RESOURCE_EXHAUSTED", loc=False)
+def artifact_result_too_big_for_memory():
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        vmapc.export(lambda x: np.broadcast_to(x, (2 ** 57,)), os.path.join(d, "out"), args=[F32[1]],
+                     in_dims=[0], batch="dynamic")
+        vmapc.load(os.path.join(d, "out"))(np.ones((1, 1), np.float32))
+
+
+@entry("call", ArtifactError, r"targets\.cpu\.sha256 is missing or not a SHA-256 in hex", loc=False)
+def artifact_without_a_checksum():
+    import json
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "out")
+        m = vmapc.export(add, out, args=[F32[3], F32[3]])
+        del m["targets"]["cpu"]["sha256"]
+        with open(os.path.join(out, "manifest.json"), "w") as f:
+            json.dump(m, f)
+        vmapc.load(out)
+
+
+@entry("call", ArtifactError, r"outputs\[0\]: the name '\.\./evil' is not a plain identifier", loc=False)
+def artifact_output_name_that_is_a_path():
+    import json
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "out")
+        m = vmapc.export(add, out, args=[F32[3], F32[3]])
+        m["outputs"][0]["name"] = "../evil"
+        with open(os.path.join(out, "manifest.json"), "w") as f:
+            json.dump(m, f)
+        vmapc.load(out)
+
+
 @entry("call", CallError, r"argument 0 has shape \(4,\), expected f32\[3\]", loc=False)
 def reference_evaluator_wrong_shape():
     vmapc.eval(vmapc.trace(lambda x: x, F32[3]), V)
@@ -482,6 +562,26 @@ def corrupt_module_bytes():
 @entry("ir", IRParseError, r"line 2, column \d+: .*", loc=False)
 def unparsable_ir():
     vmapc.parse("{ lambda a:f32[3] .\n    b:f32[3] = add a\n  in (b) }")
+
+
+@entry("ir", IRParseError, r"line 2, column \d+: values nested more than 64 deep", loc=False)
+def ir_nested_too_deeply():
+    vmapc.parse("{ lambda a:f32[2] .\n    b:f32[2] = transpose[perm=" + "(" * 10000 + ")" * 10000 + "] a\n  in (b) }")
+
+
+@entry("ir", IRParseError, r"line 2, column \d+: bad base64 data in a constant", loc=False)
+def ir_bad_base64():
+    vmapc.parse('{ lambda .\n    b:f32[40] = constant[value=b64"!!!!"]\n  in (b) }')
+
+
+@entry("ir", IRParseError, r"line 2, column \d+: expected a line number in loc\(\.\.\.\)", loc=False)
+def ir_loc_line_not_an_int():
+    vmapc.parse('{ lambda a:f32[2] .\n    b:f32[2] = negative a  loc("m.py":1.5)\n  in (b) }')
+
+
+@entry("ir", IRParseError, r"line 1, column \d+: a value would have shape \(4294967296,4294967296\) of float32", loc=False)
+def ir_shape_overflows_int64():
+    vmapc.parse("{ lambda a:f32[4294967296,4294967296] .\n  in (a) }")
 
 
 @entry("ir", IRError, r"equation 0 \(add\) result 0 is declared f32\[4\] but the op produces f32\[3\]", loc=False)
