@@ -68,7 +68,6 @@ def _flat_inputs(leaves, in_types):
     return [x if _is_array(x) else as_input(x, f"{i}", t.dtype) for i, (x, t) in enumerate(zip(leaves, in_types))]
 
 
-@functools.lru_cache(maxsize=256)
 def _signature_of(fn):
     import inspect
     try:
@@ -77,13 +76,10 @@ def _signature_of(fn):
         return None
 
 
-def _check_arguments(fn, args, kwargs, name):
+def _check_arguments(sig, args, kwargs, name):
     """A CallError (not Python's TypeError from inside tracing) when the arguments do not
-    fit `fn`'s parameters: too many or too few, or an unknown keyword."""
-    try:
-        sig = _signature_of(fn)
-    except TypeError:                 # not hashable
-        sig = _signature_of.__wrapped__(fn)
+    fit the parameters `sig` (an inspect.Signature, or None: not known): too many or too
+    few, or an unknown keyword."""
     if sig is None:
         return
     from inspect import Parameter
@@ -246,6 +242,7 @@ class Compiled:
         self.__wrapped__ = fn
         self._cache: dict = {}
         self._fast: dict = {}          # ((shape, dtype), ...) of positional arrays -> Executable
+        self._sig = False              # fn's inspect.Signature, found on the first full call
         self._lock = threading.Lock()
         self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if batched else None
 
@@ -305,7 +302,9 @@ class Compiled:
             args, kwargs = pytree.unflatten(tree, native)
             return self(*args, **kwargs)
         try:
-            _check_arguments(self.fn, args, kwargs, self.__name__)
+            if self._sig is False:
+                self._sig = _signature_of(self.fn)
+            _check_arguments(self._sig, args, kwargs, self.__name__)
             bdims = None
             if self._vmapped is not None:
                 _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)

@@ -635,16 +635,15 @@ def as_input(x, what: str, dtype=None) -> np.ndarray:
                     raise CallError(f"argument {what} is a {cls.__module__}.{cls.__name__}: "
                                     f"compiled code sees only its data, so {why}")
         return x
-    if dtype is not None and isinstance(x, (int, float)) and not isinstance(x, np.generic):
+    if dtype is not None:
         dtype = np.dtype(dtype)
         if type(x) is int and dtype.kind in "iu" and not np.iinfo(dtype).min <= x <= np.iinfo(dtype).max:
             raise CallError(f"argument {what} is the Python int {x}, which does not fit {dtype} "
                             f"({np.iinfo(dtype).min}..{np.iinfo(dtype).max})")
-        return np.asarray(x, dtype=dtype)
     try:
-        return np.asarray(x)
+        return np.asarray(x, dtype=dtype)
     except (OverflowError, ValueError, TypeError) as e:
-        raise CallError(f"argument {what} cannot be an array: {e}") from None
+        raise CallError(f"argument {what} cannot be an array of {dtype or 'numbers'}: {e}") from None
 
 
 def _available_memory() -> int | None:

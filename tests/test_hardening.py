@@ -466,6 +466,9 @@ def test_out_of_memory_at_run_time_is_an_execution_error(tmp_path, vmapc_shared_
     model = load(tmp_path / "big")
     with pytest.raises(ExecutionError, match="failed while running"):
         model(np.ones((1, 1), np.float32))
+    np.save(tmp_path / "one.npy", np.ones((1, 1), np.float32))
+    (res,) = cli(tmp_path, ["run", "big", "--input", "x=one.npy"])
+    one_line_error(res, 1, "ExecutionError", "failed while running", "RESOURCE_EXHAUSTED")
 
 
 def test_a_user_dim_named_like_the_batch_is_not_the_batch(tmp_path, vmapc_shared_cache):
