@@ -155,8 +155,9 @@ def minimum(a, b, dtype):
 def convert(x, src, dst) -> ir.Value:
     """NumPy's astype for one scalar, with one defined result on every target.
     Float to int truncates toward zero through int64 and wraps to the target's width
-    (two's complement), as NumPy on x86 does; NaN, infinities and values outside
-    int64's range give int64's minimum (x86's ``cvttsd2si``), then wrap. To uint64,
+    (two's complement), NumPy's answer on x86 for every value in int32's range; NaN,
+    infinities and values outside int64's range give int64's minimum (x86's
+    ``cvttsd2si``), then wrap. To uint64,
     values in [2**63, 2**64) convert exactly. LLVM's ``fptosi`` alone leaves
     out-of-range values undefined: the answer then depended on fusion and the host
     (see ``float_to_int`` in :mod:`vmapc.reference.elementwise`, the same rule)."""

@@ -84,7 +84,7 @@ _BINARY = {
 def float_to_int(x: np.ndarray, dtype) -> np.ndarray:
     """Float to integer with one defined result for every input (NumPy leaves NaN and
     out-of-range values to the platform): truncate toward zero through int64 and wrap
-    to the target's width, as NumPy on x86 does; NaN, infinities and values outside
+    to the target's width (NumPy's answer on x86 in int32's range); NaN, infinities and values outside
     int64's range give int64's minimum, then wrap; to uint64, values in [2**63, 2**64)
     convert exactly. ``vmapc.lowering.base.convert`` emits the same rule."""
     dtype = np.dtype(dtype)
