@@ -12,7 +12,7 @@ def vmapc_shared_cache(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     path = root / "vmapc-cache"
-    path.mkdir(exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)      # private, or vmapc would not use it
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VMAPC_CACHE_DIR", str(path))
         yield path
