@@ -159,7 +159,7 @@ def _captured_vars(ctx, tracers) -> list:
 
 
 def _type_str(t: TensorType) -> str:
-    return f"{dt.short_name(t.dtype)}[{','.join(map(str, t.shape))}]"
+    return f"{dt.short_name(t.dtype)}[{','.join(str(d) for d in t.shape)}]"
 
 
 # --- cond and switch -------------------------------------------------------------------------------
@@ -363,6 +363,8 @@ def fori_loop(lower, upper, body_fn, init_val):
     known trip count); with traced bounds (per-example trip counts) a :func:`while_loop`.
     ``i`` is a weakly typed integer, like a Python loop index."""
     if current() is None:
+        if _is_static_int(lower) and _is_static_int(upper):
+            return _eager(lambda v: fori_loop(lower, upper, body_fn, v), init_val)
         return _eager(lambda lo, hi, v: fori_loop(lo, hi, body_fn, v), lower, upper, init_val)
     if not callable(body_fn):
         raise NotCallableError(f"vmapc.fori_loop: body_fn must be a function, got {type(body_fn).__name__}",
@@ -385,8 +387,11 @@ def fori_loop(lower, upper, body_fn, init_val):
         (_, out), _ = scan(step, (lo, init_val), None, length=n)
         return out
     from . import numpy as vnp
-    d = vnp._core._result_type(lower, upper)
-    lo, hi = vnp.astype(lower, d), vnp.astype(upper, d)
+    # the counter is a weakly typed int64, like a Python loop index (i * x keeps x's dtype)
+    hi = vnp.astype(upper, dt.INT64)
+    lo = int(lower) if _is_static_int(lower) else vnp.astype(lower, dt.INT64)
+    if isinstance(lo, Tracer):
+        lo = Tracer(lo.ir_var, lo.ctx, weak=int)
 
     def body(carry):
         i, val = carry

@@ -18,18 +18,22 @@ in the body stays a ``dynamic_slice``, not a gather.
 only the chosen one runs. With a batched index every branch runs on the whole batch and a
 ``select`` per example picks each example's result, so the values a branch computes for
 an example that did not take it (a NaN, an infinity; vmapc's ops do not trap) never reach
-the result. A branch that contains a ``while_loop`` could loop forever on inputs its
-examples never give it, so it is guarded: it runs (an unbatched ``cond``) only when some
-example takes it, and the examples that do not take it pass it the operands of one that
-does (the first), so it only ever sees inputs the per-example program gives it.
+the result.
 
 **while_loop.** With an unbatched predicate the loop stays a plain loop over batched
 carries. With a batched predicate (examples stop at different steps) the loop runs while
 *any* example is unfinished: the predicate of each example is carried along, the body
 runs on the whole batch, and a ``select`` keeps the carry of finished examples unchanged,
-so no example's result sees a step past its own end. As for ``cond``, a body that contains
-a ``while_loop`` gets, in place of a finished example's carry, the carry of an unfinished
-one.
+so no example's result sees a step past its own end.
+
+**Loops that must not run.** Straight-line code and ``scan`` (a fixed trip count) can run
+on any values, but a ``while_loop`` inside a branch an example did not take, or inside the
+body of a loop an example has finished, would see values the per-example program never
+gives it, and could run forever on them. Such sub-programs are batched through
+:func:`mask_loops`: each gets the per-example flag "this example is here" (the branch was
+taken, the example is unfinished) and every ``while_loop`` inside it, at any depth, stops
+where the flag is false. So a loop runs exactly as many steps as the slowest example that
+really reaches it.
 
 **scan.** Batched ``xs`` carry the batch on axis 1 (axis 0 is the scan axis), so each
 slice has it on axis 0; stacked ``ys`` come back with it one axis after where the body put
@@ -41,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 
 from vmapc import dtypes as dt
-from vmapc.ir import Builder, Function, Var, walk_eqns
+from vmapc.ir import Builder, Eqn, Function, TensorType, Var, subfunctions, walk_eqns
 from vmapc.ops.control import while_split
 from vmapc.vmap import batch_outputs, batch_subfunction
 
@@ -62,18 +66,37 @@ def _select(b, mask, x, y):
     return b.emit("select", _bcast(b, mask, x.rank), x, y)
 
 
-def _donor_inputs(b, mask, xs, ds):
-    """The values `xs` (batch at ds) with the examples outside `mask` replaced by the first
-    example inside it: what a guarded sub-program sees (see the module docstring)."""
-    donor = b.emit("argmax", mask, axis=0)
-    out = []
-    for x, d in zip(xs, ds):
-        if d is None:
-            out.append(x)
-            continue
-        row = b.emit("take", x, donor, axis=0, batch_dims=0)
-        out.append(_select(b, mask, x, b.reshape(row, (1,) + row.shape)))
-    return out
+def mask_loops(fn: Function) -> Function:
+    """`fn` with a first input ``active`` (a 0-d bool) that every ``while_loop`` inside it,
+    at any depth, needs to keep going: with ``active`` false they all stop at once. What a
+    guarded sub-program runs as (see the module docstring)."""
+    active = Var(TensorType((), dt.BOOL), "active")
+    return Function([active] + fn.inputs, [_mask_eqn(e, active) for e in fn.eqns], fn.outputs, name=fn.name)
+
+
+def _mask_eqn(e: Eqn, active: Var) -> Eqn:
+    if not _has_while_eqn(e):
+        return e
+    a = e.attrs
+    if e.op == "while_loop":
+        nc, nb, _ = while_split(a["cond"], a["body"], len(e.inputs))
+        cond = mask_loops(a["cond"])
+        b = Builder()
+        ins = [Var(v.type) for v in cond.inputs]
+        (p,) = b.inline(cond, ins)
+        cond = b.build(ins, [b.emit("logical_and", ins[0], p)], name=a["cond"].name)
+        ops = [active] + e.inputs[:nc] + [active] + e.inputs[nc:]
+        return Eqn("while_loop", ops, e.outputs, {"cond": cond, "body": mask_loops(a["body"])}, e.loc)
+    if e.op == "cond":
+        return Eqn("cond", [e.inputs[0], active] + e.inputs[1:], e.outputs,
+                   {"branches": tuple(mask_loops(f) for f in a["branches"])}, e.loc)
+    # scan: active is one more constant
+    return Eqn("scan", [active] + e.inputs, e.outputs, dict(a, body=mask_loops(a["body"]), n_consts=a["n_consts"] + 1),
+               e.loc)
+
+
+def _has_while_eqn(e: Eqn) -> bool:
+    return e.op == "while_loop" or any(_has_while(f) for _, f in subfunctions(e))
 
 
 # --- cond ------------------------------------------------------------------------------------------
@@ -104,13 +127,14 @@ def cond_rule(b, args, bdims, branches):
             masks.append(b.emit("less_equal" if k == 0 else "equal", idx, const))
     results = []
     for k, f in enumerate(branches):
-        bf = batch_subfunction(f, dops, size, [0] * len(f.outputs))
         if not _has_while(f):
-            results.append(b.inline(bf, ops))
+            results.append(b.inline(batch_subfunction(f, dops, size, [0] * len(f.outputs)), ops))
             continue
+        # its loops run only for the examples that take it
         taken = masks[k] if masks[k] is not None else b.emit(
             "greater_equal", idx, b.reshape(b.constant(np.asarray(k, idx.dtype)), (1,)))
-        results.append(_guarded(b, bf, taken, ops, dops))
+        bf = batch_subfunction(mask_loops(f), [0] + dops, size, [0] * len(f.outputs))
+        results.append(b.inline(bf, [taken] + ops))
     outs = []
     for j in range(len(branches[0].outputs)):
         out = results[-1][j]
@@ -120,17 +144,17 @@ def cond_rule(b, args, bdims, branches):
     return outs, [0] * len(outs)
 
 
-def _guarded(b, bf: Function, taken: Var, ops, dops) -> list:
-    """Run batched branch `bf` only if some example takes it, on donor inputs."""
-    any_taken = b.emit("reduce_any", taken, axes=(0,))
-    safe = _donor_inputs(b, taken, ops, dops)
-    skip = Builder()
-    zeros = [skip.full(v.shape, 0, v.dtype) for v in bf.outputs]
-    skip_fn = skip.build([Var(v.type) for v in bf.inputs], zeros, name="skip")
-    return b.emit_multi("cond", [any_taken] + safe, {"branches": (skip_fn, bf)})
-
-
 # --- while_loop ------------------------------------------------------------------------------------
+
+def _consts_to_front(b, args, bdims, n):
+    """A loop's first `n` operands (its constants) with their batch axis first: the body
+    reads them every iteration, so a transpose happens once, outside the loop."""
+    args, bdims = list(args), list(bdims)
+    for i in range(n):
+        if bdims[i] is not None:
+            args[i], bdims[i] = move_bdim_to_front(b, args[i], bdims[i]), 0
+    return args, bdims
+
 
 def _carry_fixpoint(body, dconsts, dinit, size, n_carry, extra=()):
     """Which carries are batched: those batched initially, and those the body makes
@@ -147,9 +171,10 @@ def _carry_fixpoint(body, dconsts, dinit, size, n_carry, extra=()):
 
 def while_rule(b, args, bdims, cond, body):
     nc, nb, n = while_split(cond, body, len(args))
+    size = axis_size_of(args, bdims)
+    args, bdims = _consts_to_front(b, args, bdims, nc + nb)
     cc, bc, init = args[:nc], args[nc:nc + nb], args[nc + nb:]
     dcc, dbc, dinit = bdims[:nc], bdims[nc:nc + nb], bdims[nc + nb:]
-    size = axis_size_of(args, bdims)
     carry_d, _ = _carry_fixpoint(body, dbc, dinit, size, n)
     (pred_d,) = batch_outputs(cond, list(dcc) + carry_d, size)
     if pred_d is None:     # every example stops at the same step: a plain loop
@@ -162,7 +187,9 @@ def while_rule(b, args, bdims, cond, body):
     carry_d = [0] * n
     init = [to_front_or_materialize(b, x, d, size) for x, d in zip(init, dinit)]
     bcond = batch_subfunction(cond, list(dcc) + carry_d, size, [0])
-    bbody = batch_subfunction(body, list(dbc) + carry_d, size, carry_d)
+    masked = _has_while(body)       # its loops run only for the unfinished examples
+    bbody = batch_subfunction(mask_loops(body) if masked else body, ([0] if masked else []) + list(dbc) + carry_d,
+                              size, carry_d)
     (pred,) = b.inline(bcond, list(cc) + init)
     # cond: (carry..., pred) -> any(pred)
     cb = Builder()
@@ -172,10 +199,7 @@ def while_rule(b, args, bdims, cond, body):
     bb = Builder()
     k_cc, k_bc = [Var(v.type) for v in cc], [Var(v.type) for v in bc]
     carry, p = [Var(v.type) for v in init], Var(pred.type)
-    ins = carry
-    if _has_while(body):
-        ins = _donor_inputs(bb, p, carry, carry_d)
-    stepped = bb.inline(bbody, k_bc + ins)
+    stepped = bb.inline(bbody, ([p] if masked else []) + k_bc + carry)
     kept = [_select(bb, p, s, c) for s, c in zip(stepped, carry)]
     (p_next,) = bb.inline(bcond, k_cc + kept)
     new_body = bb.build(k_cc + k_bc + carry + [p], kept + [p_next], name="body")
@@ -186,10 +210,11 @@ def while_rule(b, args, bdims, cond, body):
 # --- scan ------------------------------------------------------------------------------------------
 
 def scan_rule(b, args, bdims, body, length, reverse, n_consts, n_carry):
+    size = axis_size_of(args, bdims)
+    args, bdims = _consts_to_front(b, args, bdims, n_consts)
     consts, init, xs = args[:n_consts], args[n_consts:n_consts + n_carry], args[n_consts + n_carry:]
     dconsts = bdims[:n_consts]
     dinit, dxs = bdims[n_consts:n_consts + n_carry], bdims[n_consts + n_carry:]
-    size = axis_size_of(args, bdims)
     xs = [x if d is None else move_bdim(b, x, d, 1) for x, d in zip(xs, dxs)]   # axis 0 is the scan's
     dslices = [None if d is None else 0 for d in dxs]
     carry_d, outs_d = _carry_fixpoint(body, dconsts, dinit, size, n_carry, dslices)
