@@ -19,6 +19,10 @@ The pipeline, each stage inspectable:
 * :func:`compile` lowers it to MLIR (:mod:`vmapc.lowering`), compiles it with IREE
   (:mod:`vmapc.driver`) and runs it (:mod:`vmapc.runtime`);
 * :func:`eval` runs any IR on the NumPy reference evaluator.
+
+Structured control flow (:mod:`vmapc.control`): :func:`cond`, :func:`switch`,
+:func:`while_loop`, :func:`fori_loop`, :func:`scan` and :func:`map` trace branches and
+loop bodies as sub-programs, which ``vmap`` batches and the compiler lowers to loops.
 """
 
 from . import dtypes, errors, pytree, shapes
@@ -31,6 +35,7 @@ from .text import parse
 from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
 from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
 from .vmap import vmap, Vmapped
+from .control import cond, fori_loop, map, scan, switch, while_loop  # noqa: A004  (vmapc.map, as jax.lax.map)
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export
 
