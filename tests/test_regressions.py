@@ -262,3 +262,22 @@ def test_concatenate_of_an_empty_slice_and_a_constant_beside_libm():
     got = compiled(simple, c, x)
     for g, w in zip(got, vmapc.eval(fn, c, x)):
         np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+def test_gathers_from_a_strided_slice_compile():
+    """IREE 3.13 failed to compile a gather (a generic reading with tensor.extract: rev, take)
+    from a strided tensor.extract_slice ("LLVM Translation failed for operation:
+    builtin.unrealized_conversion_cast"): x[::2][::-1] or np.take(x[::2], i), which writes
+    through views produce all the time. A strided slice is now a generic reading every
+    step-th element of the unit-stride box (found by tests/test_writes.py)."""
+    fn = vmapc.parse("""{ lambda x:f32[4,6] i:i64[2] .
+        a:f32[3,3] = slice[start=(1, 0), limit=(4, 5), step=(1, 2)] x
+        b:f32[3,3] = rev[axes=(0,)] a
+        c:f32[2,3] = slice[start=(0, 1), limit=(4, 4), step=(2, 1)] x
+        d:f32[2,3] = take[axis=0, batch_dims=0] c i
+      in (b, d) }""")
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    i = np.array([1, -2])
+    b, d = compiled(fn, x, i)
+    np.testing.assert_array_equal(b, x[1:4, 0:5:2][::-1])
+    np.testing.assert_array_equal(d, np.take(x[0:4:2, 1:4], i, axis=0))

@@ -109,11 +109,35 @@ def _add_dims(a, b):
 
 
 def _slice_rule(lctx, eqn, xs):
+    """tensor.extract_slice; with steps, a generic reading through a strided map (IREE 3.13
+    fails to compile a gather, a generic with tensor.extract in its body, from a strided
+    extract_slice: "LLVM Translation failed for builtin.unrealized_conversion_cast", e.g.
+    for x[::2][::-1] or np.take(x[::2], i))."""
     out = eqn.outputs[0].type
     start, step = eqn.attrs["start"], eqn.attrs["step"]
-    dsz, ssz = lctx.mixed(out.shape)
-    ty = tensor_type(out)
-    return [tensor.ExtractSliceOp(ty, xs[0], [], dsz, [], list(start), ssz, list(step)).result]
+    if not any(s != 1 for s in step) or 0 in out.shape:
+        dsz, ssz = lctx.mixed(out.shape)
+        return [tensor.ExtractSliceOp(tensor_type(out), xs[0], [], dsz, [], list(start), ssz,
+                                      [1] * out.rank if 0 in out.shape else list(step)).result]
+    # the unit-stride box around the window, then a generic reading every step-th element
+    box = [d if st == 1 else (d - 1) * st + 1 for d, st in zip(out.shape, step)]
+    x = xs[0]
+    if list(start) != [0] * out.rank or tuple(box) != tuple(eqn.inputs[0].shape):
+        dsz, ssz = lctx.mixed(box)
+        x = tensor.ExtractSliceOp(tensor_type(out.with_shape(box)), x, [], dsz, [], list(start), ssz,
+                                  [1] * out.rank).result
+    exprs = [ir.AffineDimExpr.get(d) if st == 1 else ir.AffineExpr.get_mul(ir.AffineDimExpr.get(d),
+                                                                           ir.AffineConstantExpr.get(st))
+             for d, st in enumerate(step)]
+    in_map = ir.AffineMap.get(out.rank, 0, exprs)
+    op = linalg.GenericOp_([x], [lctx.empty(out.shape, out.dtype)],
+                           ir.ArrayAttr.get([ir.AffineMapAttr.get(in_map),
+                                             ir.AffineMapAttr.get(ir.AffineMap.get_identity(out.rank))]),
+                           ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * out.rank))
+    block = op.regions[0].blocks[0]
+    with ir.InsertionPoint(block):
+        linalg.YieldOp([block.arguments[0]])
+    return [op.results[0]]
 
 
 def _rev_rule(lctx, eqn, xs):
