@@ -35,6 +35,7 @@ from .optimize import simplify
 from .shapes import Sym
 from .tracing import Tracer, trace_flat, user_loc
 from .vmap import Vmapped, _is_array, leaf_in_dims
+from .writeback import check_targets, finish, writes_of
 
 BATCH_SYMBOL = "B"
 
@@ -125,12 +126,16 @@ class Lowered:
     ``program``: what is lowered (the above, simplified by :mod:`vmapc.optimize`);
     ``mlir``: the MLIR text handed to IREE; ``compile()``: an :class:`Executable`."""
 
-    def __init__(self, ir, batched, out_tree, target, driver, batch, name):
+    def __init__(self, ir, batched, out_tree, target, driver, batch, name, write_back=True):
         self.ir = ir
         self.batched = batched
+        # the arguments the function writes into (their final values are the last outputs)
+        self.mutated = writes_of(ir)
+        self.write_back = write_back
         # what is lowered: the program after vmapc.optimize.simplify (same signature)
         self.program = simplify(batched if batched is not None else ir)
         self.has_control_flow = any(e.op in ("cond", "while_loop", "scan") for e in walk_eqns(self.program))
+        self.arg_names = ir.arg_names or [f"arg{i}" for i in range(len(ir.inputs))]
         self.out_tree = out_tree
         self.target = target
         self.driver = driver
@@ -177,7 +182,17 @@ class Executable:
         self.out_tree = out_tree
         self.lowered = lowered
         self.in_types = lowered.program.in_types
-        self._single = out_tree == pytree.LEAF
+        self._single = out_tree == pytree.LEAF and not lowered.mutated
+        self.mutated, self.write_back = lowered.mutated, lowered.write_back
+
+    def check_targets(self, leaves):
+        """Before a call: the arguments the function writes into can take the write-back."""
+        if self.mutated and self.write_back:
+            check_targets(leaves, self.mutated, self.lowered.arg_names)
+
+    def finish(self, leaves, outs):
+        """The call's result, after writing back into the arguments (vmapc.writeback)."""
+        return finish(self.out_tree, outs, leaves, self.mutated, self.lowered.arg_names, self.write_back)
 
     def _run(self, arrays, checked=False):
         try:
@@ -197,8 +212,10 @@ class Executable:
 
     def call_positional(self, arrays):
         """Call with the arrays of a flat signature and unflatten the results."""
-        outs = self._run(arrays, checked=True)
-        return outs[0] if self._single else pytree.unflatten(self.out_tree, outs)
+        if self._single:
+            return self._run(arrays, checked=True)[0]
+        self.check_targets(arrays)
+        return self.finish(arrays, self._run(arrays, checked=True))
 
     def __call__(self, *args, **kwargs):
         try:
@@ -208,8 +225,12 @@ class Executable:
                                 f"got {len(leaves)}")
             for i, x in enumerate(leaves):
                 _leaf_key(x, f"{i}")            # a CallError for what is not an array or a number
-            leaves = _native(leaves) or leaves
-            return pytree.unflatten(self.out_tree, self.call_flat(_flat_inputs(leaves, self.in_types)))
+            if _native(leaves) is not None and self.mutated:
+                raise CallError(f"{self.lowered.name}: an argument has non-native byte order; pass "
+                                "native arrays to a function that writes into its arguments")
+            self.check_targets(leaves)
+            flat = _native(leaves) or leaves
+            return self.finish(leaves, self.call_flat(_flat_inputs(flat, self.in_types)))
         except CallError as err:
             raise _at_call_site(err)
 
@@ -218,7 +239,7 @@ class Compiled:
     """The callable returned by :func:`compile`; see the module docstring."""
 
     def __init__(self, fn, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-                 chunk_size=None, driver=None):
+                 chunk_size=None, driver=None, write_back=True):
         from .driver import get_target
         batched = in_dims is not None
         if isinstance(fn, Vmapped) and in_dims is None:
@@ -239,6 +260,7 @@ class Compiled:
         self.batch = batch
         self.chunk_size = chunk_size
         self.driver = driver
+        self.write_back = bool(write_back)
         self.__name__ = getattr(fn, "__name__", "compiled")
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
@@ -246,6 +268,7 @@ class Compiled:
         self._fast: dict = {}          # ((shape, dtype), ...) of positional arrays -> Executable
         self._sig = False              # fn's inspect.Signature, found on the first full call
         self._lock = threading.Lock()
+        self._writes_seen = False      # some signature writes into its arguments
         self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if batched else None
 
     def __repr__(self):
@@ -271,7 +294,7 @@ class Compiled:
         name = self.__name__ if self.__name__.isidentifier() and self.__name__ != "<lambda>" else "main"
         if self._vmapped is None:
             f, _, out_tree, _ = trace_flat(self.fn, args, kwargs, name=name)
-            return Lowered(f, None, out_tree, self.target, self.driver, self.batch, name)
+            return Lowered(f, None, out_tree, self.target, self.driver, self.batch, name, self.write_back)
         if self.chunk_size is not None:
             args, kwargs = self._chunk_args(args, kwargs, 0, self.chunk_size)
         symbolic = Sym(BATCH_SYMBOL) if self.batch == "dynamic" else None
@@ -281,7 +304,7 @@ class Compiled:
                                 "batch='static' with axis_size")
         bf, _, out_tree, _, f = self._vmapped.trace_batched(args, kwargs, symbolic=symbolic, with_example=True)
         bf.name = name
-        return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name)
+        return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name, self.write_back)
 
     def __call__(self, *args, **kwargs):
         # Fast path: positional NumPy arrays whose exact shapes and dtypes were seen
@@ -301,8 +324,11 @@ class Compiled:
         leaves, tree = pytree.flatten((args, kwargs))
         native = _native(leaves)
         if native is not None:
-            args, kwargs = pytree.unflatten(tree, native)
-            return self(*args, **kwargs)
+            out = self(*pytree.unflatten(tree, native)[0], **pytree.unflatten(tree, native)[1])
+            for orig, nat in zip(leaves, native):   # writes into native copies go to the originals
+                if nat is not orig and self._writes_seen:
+                    np.copyto(orig, nat)
+            return out
         try:
             if self._sig is False:
                 self._sig = _signature_of(self.fn)
@@ -333,11 +359,13 @@ class Compiled:
             return self._run_chunked(exe, args, kwargs, leaves, bdims)
         if positional:
             self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
+        exe.check_targets(leaves)
+        self._writes_seen = self._writes_seen or bool(exe.mutated)
         try:
             flat = _flat_inputs(leaves, exe.in_types)
         except CallError as err:
             raise _at_call_site(err)
-        return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
+        return exe.finish(leaves, exe.call_flat(flat))
 
     def _run_empty(self, args, kwargs):
         """A batch of 0 examples through a program with loops, on the host: its batched
@@ -378,6 +406,7 @@ class Compiled:
         the last example) into a buffer of its own. Results go straight into arrays
         allocated once for the whole batch; a batch of at most one chunk returns the
         module's results themselves (sliced, not copied)."""
+        exe.check_targets(leaves)
         sizes = {x.shape[d] for x, d in zip(leaves, bdims) if d is not None}
         size = sizes.pop() if sizes else self.axis_size
         n = self.chunk_size
@@ -418,11 +447,11 @@ class Compiled:
             for o, r, d in zip(outs, res, out_ds):
                 if d is not None:
                     o[(slice(None),) * d + (slice(start, stop),)] = r[(slice(None),) * d + (slice(0, stop - start),)]
-        return pytree.unflatten(exe.out_tree, outs)
+        return exe.finish(leaves, outs)
 
 
 def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-            chunk_size=None, driver=None):
+            chunk_size=None, driver=None, write_back=True):
     """Compile `fn` ahead of time with IREE; see the module docstring.
 
     ``target``: "cpu", "vulkan" or "cuda" (see ``vmapc.targets()``).
@@ -430,8 +459,12 @@ def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, 
     ``in_dims`` the compiled function runs over a batch.
     ``batch``: "static" or "dynamic"; ``chunk_size``: run batches in chunks of N.
     ``driver``: the IREE runtime driver (default: the target's choice).
+    ``write_back``: a function that writes into its array arguments (``x[i] = v``, ``x += y``)
+    writes the final values into the caller's arrays after each call, as NumPy does; with
+    False the caller's arrays are left alone and each call returns ``(result, {argument name:
+    final value})`` (see :mod:`vmapc.writeback`).
 
     Usable as a decorator: ``@vmapc.compile(in_dims=0)``."""
     if fn is None:
-        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver)
-    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver)
+        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back)
+    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back)

@@ -118,6 +118,19 @@ class ControlFlowError(TracingError, TypeError):
     predicate or index that is not a 0-d bool or integer."""
 
 
+class CastError(DTypeError, ValueError):
+    """A value written into an array that NumPy refuses to convert to the array's dtype: NaN or
+    infinity into an integer array, a Python int out of the dtype's range (NumPy raises
+    ``ValueError`` or ``OverflowError``)."""
+
+
+class WriteError(TracingError, TypeError):
+    """A write into something that is not a writable traced array: a Python number or NumPy
+    scalar argument, an ``out=`` that is not an array, a NumPy array that lives outside the
+    traced function (a global or a closure: vmapc never mutates those), or an array of an
+    enclosing trace."""
+
+
 # --- the IR ------------------------------------------------------------------------------------
 
 class IRError(VmapcError, ValueError):
@@ -153,6 +166,12 @@ class TargetError(VmapcError, ValueError):
 
 class CallError(VmapcError, TypeError):
     """Arguments that do not fit a compiled function's signature (count, shape, dtype, kind)."""
+
+
+class ReadOnlyError(VmapcError, ValueError):
+    """A write into a read-only array: an argument the function writes into that the caller
+    passed read-only, or a read-only view (``np.broadcast_to``) while tracing. NumPy's
+    message: "assignment destination is read-only"."""
 
 
 class ArtifactError(VmapcError, ValueError):

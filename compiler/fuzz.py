@@ -7,7 +7,8 @@ equation at a time, over a pool of live values. Every op family appears:
 elementwise unary/binary/``select``/``convert``, reductions (``argmax`` too),
 ``dot_general`` in several layouts (and with both operands the same value),
 reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
-take/take_along_axis/dynamic_slice, iota and constants. Shapes are small, with
+take/take_along_axis/dynamic_slice, the writes scatter/update_slice, iota and constants.
+Shapes are small, with
 size-1 dims that broadcast and (rarely) size-0 dims; dtypes are all twelve;
 inputs sometimes hold NaN, infinities, -0.0 or full-range integers.
 
@@ -99,7 +100,7 @@ def is_inexact_result(op: str, operand_producers, dtype) -> bool:
     even with exact operands."""
     if not dt.is_float(dtype):
         return False
-    if op in TRANSCENDENTAL or op in ("reduce_sum", "reduce_prod", "dot_general"):
+    if op in TRANSCENDENTAL or op in ("reduce_sum", "reduce_prod", "dot_general", "scatter_add"):
         return True
     return op in ("add", "subtract") and any(p in PRODUCTS for p in operand_producers)
 
@@ -219,7 +220,7 @@ DTYPES = (dt.FLOAT32, dt.INT32, dt.BOOL, dt.FLOAT64, dt.INT64, dt.FLOAT16, dt.UI
           dt.INT16, dt.UINT16, dt.UINT32, dt.UINT64)
 FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadcast", "select",
             "convert", "slice", "concatenate", "rev", "pad", "take", "take_along_axis",
-            "dynamic_slice", "argreduce", "iota")
+            "dynamic_slice", "argreduce", "iota", "scatter", "update_slice")
 
 
 class Generator:
@@ -617,6 +618,43 @@ class Generator:
             starts.append(self.index((), d + 2))
         return self.emit("dynamic_slice", x, *starts, sizes=sizes)
 
+    def g_scatter(self):
+        x = self.pick(lambda v: v.rank >= 1)
+        axis = self.int(0, x.rank - 1)
+        batch_dims = self.int(0, axis) if self.flip(0.3) else 0
+        idx_shape = tuple(x.shape[:batch_dims]) + self.shape(self.choice((1, 0, 2)))
+        if x.shape[axis] == 0 and int(np.prod(idx_shape, dtype=np.int64)) != 0:
+            raise _Skip
+        idx = self.index(idx_shape, x.shape[axis])
+        upd_shape = tuple(x.shape[:axis]) + idx_shape[batch_dims:] + tuple(x.shape[axis + 1:])
+        try:
+            upd = self.pick(lambda v: v.shape == upd_shape and v.dtype == x.dtype)
+        except _Skip:
+            upd = self.fresh(upd_shape, x.dtype)
+        mode = self.choice(("set", "add", "max", "min", "multiply"))
+        out = self.emit("scatter", x, idx, upd, axis=axis, batch_dims=batch_dims, mode=mode)
+        if mode in ("add", "multiply") and dt.is_float(x.dtype):   # the order of the updates may differ
+            out.exact, out.producer = False, "scatter_add"
+        return out
+
+    def g_update_slice(self):
+        x = self.pick()
+        shape = tuple(self.int(0, d) if self.flip(0.2) else self.int(min(1, d), d) for d in x.shape)
+        try:
+            upd = self.pick(lambda v: v.shape == shape and v.dtype == x.dtype)
+        except _Skip:
+            upd = self.fresh(shape, x.dtype)
+        starts = []
+        for d in x.shape:
+            if self.flip(0.3):
+                try:
+                    starts.append(self.pick(lambda v: v.rank == 0 and dt.is_int(v.dtype)))
+                    continue
+                except _Skip:
+                    pass
+            starts.append(self.index((), d + 2))
+        return self.emit("update_slice", x, upd, *starts)
+
     def g_iota(self):
         shape = self.shape(self.choice((1, 2, 3)))
         return self.emit("iota", shape=shape, dimension=self.int(0, len(shape) - 1), dtype=self.dtype())
@@ -751,6 +789,15 @@ def _perturb(e, ins, out, producers, rng):
             x = ins[0].astype(np.float64)
             n = int(np.prod([x.shape[a] for a in e.attrs["axes"]], dtype=np.int64))
             scale = (n + 1) * eps * np.sum(np.abs(x), axis=e.attrs["axes"])
+        elif e.op == "scatter" and e.attrs["mode"] in ("add", "multiply"):
+            # every element takes at most all the updates of its row, in an order that may differ
+            k = int(np.prod(ins[1].shape[e.attrs["batch_dims"]:], dtype=np.int64))
+            if e.attrs["mode"] == "add":
+                absum = RULES["scatter"](np.abs(ins[0].astype(np.float64)), ins[1], np.abs(ins[2].astype(np.float64)),
+                                         **e.attrs)
+                scale = (k + 1) * eps * absum
+            else:
+                scale = (k + 1) * eps * np.abs(o64)
         elif e.op == "reduce_prod":
             x = ins[0]
             n = int(np.prod([x.shape[a] for a in e.attrs["axes"]], dtype=np.int64))

@@ -233,6 +233,23 @@ def op_samples(dtypes: str = "all") -> list:
                 kinds = ["any"] + [("index", n + 2) for n in xs]
                 out.append(Sample(f"dynamic_slice_{xs}_{sizes}_{dt.short_name(idt)}",
                                   single_op("dynamic_slice", ts, {"sizes": sizes}), _gen(ts, kinds)))
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.BOOL):
+        scatters = [((5,), (7,), 0, 0), ((5, 3), (4,), 0, 0), ((3, 5), (2, 2), 1, 0), ((2, 5, 3), (2, 4), 1, 1),
+                    ((4,), (), 0, 0), ((3, 2, 4), (2,), 2, 0)]
+        modes = ("set", "add", "multiply", "min", "max") if d != dt.BOOL else ("set", "add")
+        for j, (xs, is_, axis, bd) in enumerate(scatters):
+            us = xs[:axis] + is_[bd:] + xs[axis + 1:]
+            ts = [_T(xs, d), _T(is_, dt.INT64 if j % 2 == 0 or few else dt.INT32), _T(us, d)]
+            for mode in modes if not few or j < 2 else modes[:2]:
+                out.append(Sample(f"scatter_{mode}_{xs}_{is_}_{axis}_{bd}_{dt.short_name(d)}",
+                                  single_op("scatter", ts, {"axis": axis, "batch_dims": bd, "mode": mode}),
+                                  _gen(ts, ["any", ("index", xs[axis]), "any"])))
+        for idt in (dt.INT64,) if few else (dt.INT64, dt.INT8, dt.UINT8):
+            for xs, us in (((5, 6), (2, 3)), ((5,), (5,)), ((4, 3), (4, 2)), ((3,), (0,))):
+                ts = [_T(xs, d), _T(us, d)] + [_T((), idt)] * len(xs)
+                kinds = ["any", "any"] + [("index", n + 2) for n in xs]
+                out.append(Sample(f"update_slice_{xs}_{us}_{dt.short_name(d)}_{dt.short_name(idt)}",
+                                  single_op("update_slice", ts, {}), _gen(ts, kinds)))
     out.append(Sample("iota", single_op("iota", [], {"shape": (2, 3), "dimension": 1, "dtype": dt.INT32}),
                       lambda rng: []))
     out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),

@@ -142,6 +142,11 @@ def current() -> "TraceContext | None":
     return s[-1] if s else None
 
 
+def traced_files() -> set:
+    """The files of the functions being traced in this thread."""
+    return {c.file for c in _stack() if c.file is not None}
+
+
 class TraceContext:
     """One trace in progress: a builder, and a cache so that a captured array used
     twice becomes one constant."""
@@ -155,6 +160,7 @@ class TraceContext:
         # of the inner function ("captured"), which the caller binds to the outer value.
         self.parent = current()
         self.captured: dict = {}   # id(outer tracer) -> (outer tracer, inner input var)
+        self.file = None           # the traced function's file (see functionalize.allocations)
 
     def capture(self, t: "Tracer") -> Var:
         hit = self.captured.get(id(t))
@@ -171,10 +177,13 @@ class TraceContext:
         return False
 
     def __enter__(self):
+        from .functionalize import allocations
         _stack().append(self)
+        self._allocations = allocations().__enter__()
         return self
 
     def __exit__(self, *exc):
+        self._allocations.__exit__(*exc)
         _stack().pop()
         self.alive = False
 
@@ -198,38 +207,61 @@ class TraceContext:
 
 
 class Tracer:
-    """A stand-in for an array while tracing; see the module docstring."""
+    """A stand-in for an array while tracing; see the module docstring.
 
-    __slots__ = ("ir_var", "ctx", "weak")
+    A tracer can be written into (``x[i] = v``, ``x += y``): the write rebinds it to a new
+    IR value, and views of it (basic indexing, ``.T``, ``reshape``...) see the write, as in
+    NumPy; see :mod:`vmapc.functionalize`."""
+
+    __slots__ = ("_var", "ctx", "weak", "_root", "_steps", "_gen", "_layout", "_readonly", "_immutable",
+                 "_writes")
     __array_priority__ = 1000
 
     def __init__(self, var: Var, ctx: TraceContext, weak=None):
-        self.ir_var = var
+        self._var = var
         self.ctx = ctx
         # For a traced Python scalar argument: its Python type (bool, int or float).
         # Its dtype then yields to the arrays it meets, as a Python number would (NEP 50).
         self.weak = weak
+        # functionalization (vmapc.functionalize): a view's root tracer and the steps that
+        # read it from the root, the root's write count when _var was read, the view's
+        # stand-in layout; read-only views; NumPy scalars (immutable); a root's past values
+        self._root = None
+        self._steps = ()
+        self._gen = 0
+        self._layout = None
+        self._readonly = False
+        self._immutable = False
+        self._writes = None
+
+    @property
+    def ir_var(self) -> Var:
+        """The IR value the tracer stands for now (a view re-reads its root after a write)."""
+        if self._root is not None and self._gen != self._root._gen:
+            from .functionalize import refresh
+            refresh(self)
+        return self._var
 
     # -- what is known statically --------------------------------------------------------------
     @property
     def shape(self):
-        return self.ir_var.shape
+        return self._var.shape
 
     @property
     def dtype(self):
-        return self.ir_var.dtype
+        return self._var.dtype
 
     @property
     def ndim(self):
-        return self.ir_var.rank
+        return self._var.rank
 
     @property
     def size(self):
-        return math.prod(self.ir_var.shape)   # Python ints: no int64 overflow
+        return math.prod(self._var.shape)   # Python ints: no int64 overflow
 
     @property
     def itemsize(self):
-        return self.ir_var.dtype.itemsize
+        return self._var.dtype.itemsize
 
     @property
     def nbytes(self):
@@ -246,7 +278,7 @@ class Tracer:
         return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self):
-        return f"Tracer<{self.ir_var.type}>"
+        return f"Tracer<{self._var.type}>"
 
     # -- what is not ---------------------------------------------------------------------------
     def __bool__(self):
@@ -257,6 +289,15 @@ class Tracer:
             "for branches and vmapc.while_loop / fori_loop / scan for loops.", user_loc())
 
     def _concrete(self, what):
+        from .functionalize import storing_into_numpy
+        if storing_into_numpy():
+            from .errors import WriteError
+            raise WriteError(
+                "assignment of a traced value (or at a traced index) into a NumPy array that is not "
+                "traced: a global, a closure, or an array made by a NumPy function vmapc does not "
+                "trace (np.array, np.arange...). vmapc never writes into such arrays. Allocate the "
+                "array inside the function with np.zeros/np.empty/np.full/np.*_like, or make a traced "
+                "copy there (t = np.zeros_like(a); t[...] = a)", user_loc())
         raise TracerConversionError(
             f"{what} needs a concrete value, but this is a traced array {self.ir_var.type}: its values "
             "exist only when the compiled function runs. Keep it an array (use vmapc.numpy "
@@ -286,10 +327,12 @@ class Tracer:
         self._concrete("converting to a NumPy array (np.asarray/np.array)")
 
     def __setitem__(self, key, value):
-        raise UnsupportedError(
-            "in-place assignment to a traced array (x[...] = v) is not supported: traced arrays "
-            "are immutable. Build the result instead, e.g. with vmapc.numpy.where(mask, v, x) "
-            "or vmapc.numpy.concatenate.", user_loc())
+        from . import numpy as vnp
+        vnp._setitem(self, key, value)
+
+    def fill(self, value):
+        """``x.fill(v)``: every element set to v."""
+        self[...] = value
 
     # -- NumPy protocols -----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -357,6 +400,7 @@ def _install_operators():
     Tracer.__invert__ = lambda self: vnp.invert(self)
     Tracer.__getitem__ = lambda self, key: vnp._getitem(self, key)
     Tracer.T = property(lambda self: vnp.transpose(self))
+    Tracer.flat = property(lambda self: vnp.writes.FlatIter(self))
     Tracer.mT = property(lambda self: vnp.swapaxes(self, -1, -2))
 
     methods = {
@@ -364,8 +408,8 @@ def _install_operators():
         "argmax": vnp.argmax, "argmin": vnp.argmin, "any": vnp.any, "all": vnp.all,
         "var": vnp.var, "std": vnp.std, "ptp": vnp.ptp, "clip": vnp.clip, "round": vnp.round,
         "dot": vnp.dot, "squeeze": vnp.squeeze, "swapaxes": vnp.swapaxes, "take": vnp.take,
-        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.ravel, "conj": lambda x: x,
-        "copy": lambda x: x,
+        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.flatten, "conj": vnp.copy,
+        "copy": vnp.copy,
     }
     for name, f in methods.items():
         setattr(Tracer, name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(f))
@@ -455,6 +499,7 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
             base = parts[1:]
         leaf_names.append("_".join(str(b) for b in base) or "arg")
     with TraceContext() as ctx:
+        ctx.file = getattr(getattr(inspect.unwrap(fn), "__code__", None), "co_filename", None)
         in_vars, tracers, weak = [], [], []
         for i, leaf in enumerate(leaves):
             try:
@@ -471,6 +516,7 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
                 v = Var(t)
                 in_vars.append(v)
                 tracers.append(Tracer(v, ctx))
+                tracers[-1]._immutable = isinstance(leaf, np.generic)   # NumPy scalars: no writes
                 weak.append(False)
         a, k = pytree.unflatten(in_tree, tracers)
         try:
@@ -478,6 +524,13 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
         except VmapcError as err:
             # an error inside the user's function: point at the user's line that called vmapc
             raise err.with_loc(traceback_loc(err.__traceback__))
+        except (TypeError, ValueError) as err:
+            # NumPy's ndarray.__setitem__ replaces the error of a tracer it could not convert
+            # ("setting an array element with a sequence"): give the user vmapc's
+            from .errors import WriteError
+            if isinstance(err.__cause__, WriteError):
+                raise err.__cause__ from None
+            raise
         out_leaves, out_tree = pytree.flatten(out)
         out_vars = []
         for j, o in enumerate(out_leaves):
@@ -485,12 +538,18 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
                 out_vars.append(to_var(ctx, o, f"output {j}"))
             except VmapcError as err:   # what the function returns: point at the function
                 raise err.with_loc(function_loc(fn) or user_loc())
+    # the arguments the function wrote into: their final values are extra outputs, which the
+    # caller writes back (vmapc.api); f.mutated lists them, f.writes has each one's past values
+    mutated = [i for i, (t, v) in enumerate(zip(tracers, in_vars)) if t._var is not v]
+    out_vars += [tracers[i]._var for i in mutated]
     captured = [t for t, _ in ctx.captured.values()]
     in_vars += [v for _, v in ctx.captured.values()]
     leaf_names += [f"captured{i}" for i in range(len(captured))]
     f = ctx.builder.build(in_vars, out_vars, name=name or getattr(fn, "__name__", "main"),
                           arg_names=leaf_names)
     f.captured = captured  # outer tracers bound to the trailing inputs (see TraceContext)
+    f.mutated = tuple(mutated)
+    f.writes = {i: list(tracers[i]._writes) for i in mutated}
     if f.name == "<lambda>" or not f.name.isidentifier():
         f.name = "main"
     f.in_tree, f.out_tree = in_tree, out_tree
@@ -511,6 +570,9 @@ def to_var(ctx: TraceContext, x, what: str) -> Var:
         return ctx.builder.constant(np.asarray(x))
     if isinstance(x, (np.ndarray, np.generic)):
         return ctx.constant(np.asarray(x))
+    refuse = getattr(type(x), "__vmapc_refuse__", None)   # x[mask]: says why it is not an array
+    if refuse is not None:
+        refuse(x, what)
     raise TracingError(f"{what} has type {type(x).__name__}; a traced function must return arrays "
                        "(or tuples, lists and dicts of arrays)")   # trace_flat adds the function's line
 
@@ -520,6 +582,10 @@ def trace(fn, *args, **kwargs) -> Function:
     Python numbers, or pytrees of these) and return its IR.
 
     >>> print(vmapc.trace(lambda x, w: np.tanh(x @ w), vmapc.f32[8, 4], vmapc.f32[4, 3]))
+
+    A function that writes into its array arguments (``x[i] = v``, ``x += y``) gets one
+    more output per argument it writes, after its own: that argument's final value
+    (``fn.mutated`` lists the arguments, by flat index).
     """
     if not callable(fn):
         raise NotCallableError(f"vmapc.trace: expected a function, got {type(fn).__name__}")

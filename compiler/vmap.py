@@ -296,8 +296,12 @@ class Vmapped:
         ex_args, ex_kwargs = pytree.unflatten(in_tree, specs)
         f, _, out_tree, _ = trace_flat(self.fn, ex_args, ex_kwargs, name=self.__name__)
         captured = getattr(f, "captured", [])
-        out_ds = leaf_out_dims(self.out_dims, out_tree, f.out_types)
+        from .writeback import out_dims_of_writes, user_outputs, writes_of
+        out_ds = leaf_out_dims(self.out_dims, out_tree, f.out_types[:user_outputs(f)])
+        if writes_of(f):   # arguments the function writes into: each example writes its own slice
+            out_ds += out_dims_of_writes(f, bdims, size, paths)
         bf = batch_function(f, bdims + [None] * len(captured), size, out_ds)
+        bf.mutated = writes_of(f)
         if with_example:
             return bf, bdims, out_tree, leaves + captured, f
         return bf, bdims, out_tree, leaves + captured
@@ -315,6 +319,11 @@ class Vmapped:
                    else ctx.builder.constant(np.asarray(x, dtype=bf.inputs[i].dtype))
                    for i, x in enumerate(all_leaves)]
             outs = ctx.builder.inline(bf, ins)
+            if bf.mutated:     # what the function wrote into its arguments, written into them
+                from .writeback import write_back_traced
+                n = len(outs) - len(bf.mutated)
+                write_back_traced(all_leaves, bf.mutated, outs[n:])
+                outs = outs[:n]
             return pytree.unflatten(out_tree, [Tracer(v, ctx) for v in outs])
         if self._compiled is None:
             from .api import compile as _compile

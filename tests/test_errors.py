@@ -18,10 +18,10 @@ import pytest
 
 import vmapc
 from vmapc import errors, lowering, rules
-from vmapc.errors import (ArtifactError, BatchingError, CallError, CompileError, DTypeError, ExecutionError,
-                          IRError, IRParseError, Loc, LoweringError, NotCallableError, OutOfBoundsError,
-                          ShapeError, TargetError, TracerBoolConversionError, TracerConversionError,
-                          TracingError, UnsupportedError, VmapcError)
+from vmapc.errors import (ArtifactError, BatchingError, CallError, CastError, CompileError, DTypeError,
+                          ExecutionError, IRError, IRParseError, Loc, LoweringError, NotCallableError,
+                          OutOfBoundsError, ReadOnlyError, ShapeError, TargetError, TracerBoolConversionError,
+                          TracerConversionError, TracingError, UnsupportedError, VmapcError, WriteError)
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
 
@@ -98,10 +98,9 @@ def data_dependent_shape():
     vmapc.trace(lambda x: np.nonzero(x), F32[4])  # <-- data_dependent_shape
 
 
-@entry("trace", UnsupportedError, r"numpy\.sum: argument `out` is not supported by vmapc")
+@entry("trace", UnsupportedError, r"numpy\.dot: argument `out` is not supported by vmapc")
 def out_argument():
-    buf = np.zeros((), np.float32)
-    vmapc.trace(lambda x: np.sum(x, out=buf), F32[4])  # <-- out_argument
+    vmapc.trace(lambda x: np.dot(x, x, out=np.zeros(())), F32[4])  # <-- out_argument
 
 
 @entry("trace", UnsupportedError, r"numpy\.reshape: order='F' is not supported \(only 'C'\)")
@@ -109,17 +108,150 @@ def order_argument():
     vmapc.trace(lambda x: x.reshape((2, 2), order="F"), F32[4])  # <-- order_argument
 
 
-@entry("trace", UnsupportedError, r"in-place assignment to a traced array \(x\[\.\.\.\] = v\) is not supported")
-def setitem_on_tracer():
-    def f(x):
-        x[0] = 1.0  # <-- setitem_on_tracer
-        return x
-    vmapc.trace(f, F32[4])
-
-
 @entry("trace", UnsupportedError, r"indexing with a boolean mask gives a shape that depends on the data")
 def boolean_mask_index():
     vmapc.trace(lambda x: x[x > 0], F32[4])  # <-- boolean_mask_index
+
+
+# --- writes (tests/test_writes.py has the ones that work) ------------------------------------------
+
+@entry("trace", ShapeError, r"could not broadcast input array from shape \(3,\) into shape \(2,\)")
+def setitem_shape_mismatch():
+    def f(x, v):
+        x[:2] = v  # <-- setitem_shape_mismatch
+    vmapc.trace(f, F32[4], F32[3])
+
+
+@entry("trace", ShapeError, r"shape mismatch: value array of shape \(3,\) could not be broadcast to indexing result "
+                            r"of shape \(2,\)")
+def fancy_setitem_shape_mismatch():
+    def f(x, v):
+        x[[0, 2]] = v  # <-- fancy_setitem_shape_mismatch
+    vmapc.trace(f, F32[4], F32[3])
+
+
+@entry("trace", DTypeError, r"Cannot cast ufunc 'add' output from dtype\('float64'\) to dtype\('int32'\) with "
+                            r"casting rule 'same_kind'")
+def inplace_float_into_int():
+    def f(x):
+        x += 1.5  # <-- inplace_float_into_int
+    vmapc.trace(f, I32[4])
+
+
+@entry("trace", CastError, r"cannot convert float NaN to integer \(writing nan into an array of int32\)")
+def nan_into_int_array():
+    def f(x):
+        x[0] = float("nan")  # <-- nan_into_int_array
+    vmapc.trace(f, I32[4])
+
+
+@entry("trace", DTypeError, r"Cannot cast ufunc 'multiply' output from dtype\('float32'\) to dtype\('int32'\)")
+def out_cast():
+    def f(x, y):
+        np.multiply(x, 2.0, out=y)  # <-- out_cast
+    vmapc.trace(f, F32[4], I32[4])
+
+
+@entry("trace", ShapeError, r"non-broadcastable output operand with shape \(3,\) doesn't match the broadcast shape "
+                            r"\(2,3\)")
+def out_shape():
+    def f(x, y):
+        np.add(x, 1, out=y)  # <-- out_shape
+    vmapc.trace(f, F32[2, 3], F32[3])
+
+
+@entry("trace", WriteError, r"the target is a traced Python int, which cannot be written into")
+def write_into_python_number():
+    def f(x, n):
+        n[0] = 1  # <-- write_into_python_number
+        return x
+    vmapc.trace(f, F32[3], 4)
+
+
+@entry("trace", WriteError, r"into a NumPy array that is not traced: a global, a closure")
+def write_into_global_array():
+    table = np.zeros(3, np.float32)
+
+    def f(x):
+        table[1] = x[0]  # <-- write_into_global_array
+        return x
+    vmapc.trace(f, F32[3])
+
+
+@entry("trace", WriteError, r"numpy\.add\.at: the target is a NumPy array that is not traced")
+def ufunc_at_into_global_array():
+    hist = np.zeros(3, np.float32)
+    vmapc.trace(lambda i: np.add.at(hist, i, 1.0), I32[5])  # <-- ufunc_at_into_global_array
+
+
+@entry("trace", WriteError, r"the target belongs to an enclosing trace \(a closure")
+def write_into_enclosing_trace():
+    def outer(x, y):
+        def inner(v):
+            x[0] = v.sum()  # <-- write_into_enclosing_trace
+            return v
+        return vmapc.vmap(inner)(y)
+    vmapc.trace(outer, F32[3], F32[2, 4])
+
+
+@entry("trace", ReadOnlyError, r"assignment destination is read-only \(a read-only view, such as the result of "
+                               r"np\.broadcast_to\)")
+def write_into_broadcast_view():
+    def f(x):
+        b = np.broadcast_to(x, (2, 3))
+        b[0] = 1.0  # <-- write_into_broadcast_view
+    vmapc.trace(f, F32[3])
+
+
+@entry("trace", UnsupportedError, r"assigning an array of shape \(4,\) through a traced boolean mask needs the number "
+                                  r"of True elements")
+def mask_assignment_of_an_array():
+    def f(x, v):
+        x[x > 0] = v  # <-- mask_assignment_of_an_array
+    vmapc.trace(f, F32[4], F32[4])
+
+
+@entry("trace", UnsupportedError, r"numpy\.place with a traced mask and more than one value")
+def place_with_traced_mask():
+    def f(x, v):
+        np.place(x, x > 0, v)  # <-- place_with_traced_mask
+    vmapc.trace(f, F32[4], F32[2])
+
+
+@entry("batch", BatchingError, r"vmap: argument `acc` is not batched \(its in_dim is None\), but the function writes "
+                               r"a value that differs from example to example into it")
+def batched_write_into_unbatched_argument():
+    def f(acc, x):
+        acc += x  # <-- batched_write_into_unbatched_argument
+    vmapc.vmap(f, in_dims=(None, 0))(np.zeros(3, np.float32), np.ones((2, 3), np.float32))
+
+
+_WRITER = []
+
+
+def writer():
+    if not _WRITER:
+        def scale(x):
+            x *= 2.0
+        _WRITER.append(vmapc.compile(scale))
+    return _WRITER[0]
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+@entry("call", ReadOnlyError, r"assignment destination is read-only: the function writes into argument `x`, which "
+                              r"the caller passed read-only")
+def read_only_argument():
+    writer()(_read_only(np.ones(3, np.float32)))  # <-- read_only_argument
+
+
+@entry("call", CallError, r"arguments `a` and `b` share memory and the function writes into `a`")
+def aliased_arguments():
+    buf = np.ones(4, np.float32)
+    vmapc.compile(lambda a, b: np.add(a, b, out=a))(buf, buf)  # <-- aliased_arguments
 
 
 @entry("trace", UnsupportedError, r"numpy\.ndarray\.sort is not supported by vmapc on traced arrays")

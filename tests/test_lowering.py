@@ -358,6 +358,35 @@ for d in ALL:
                 [rand((1, 4), d), rand((3, 1), idt, -3, 3), rand((5, 4), d)]
                 + [np.array(v, idt) for v in (0, 2, 3 if info.min == 0 else -1, info.max)])
 
+# --- writes: scatter (both lowerings: a generic for small operands, linalg_ext for large) and
+# update_slice, with negative, out-of-range and repeated indices and starts
+
+def write_body(b, x, big, i, u, ubig, s0, s1, modes):
+    out = []
+    for mode in modes:
+        out.append(b.emit("scatter", x, i, u, axis=0, batch_dims=0, mode=mode))
+        out.append(b.emit("scatter", big, i, ubig, axis=1, batch_dims=0, mode=mode))
+    if "set" in modes:
+        out += [b.emit("update_slice", x, b.emit("slice", u, start=(0, 0), limit=(2, 3), step=(1, 1)), s0, s1),
+                b.emit("update_slice", big, ubig, s1, s0, s1)]
+    return out
+
+
+for k, d in enumerate(ALL):
+    idt = [dt.INT64, dt.INT8, dt.INT32, dt.UINT16, dt.INT16, dt.UINT8][k % 6]
+    info = np.iinfo(idt)
+    raw = [1, -1, 4, 100, -100, 1, 0, 3, -5, 2]
+    idx = np.array([v for v in raw if info.min <= v <= info.max], dtype=idt)
+    starts = [np.array(v, idt) for v in (min(info.max, 120), 1 if info.min == 0 else -2)]
+    n = len(idx)
+    types = [((5, 4), d), ((30, 40, 2), d), ((n,), idt), ((n, 4), d), ((30, n, 2), d), ((), idt), ((), idt)]
+    args = [np.resize(vals(d), (5, 4)), rand((30, 40, 2), d, -100, 100), idx, np.resize(vals(d)[::-1], (n, 4)),
+            rand((30, n, 2), d, -100, 100)] + starts
+    exact = ("set", "min", "max") if dt.is_float(d) else ("set", "min", "max", "add", "multiply")
+    add(f"write_{sn(d)}", types, lambda b, *xs, modes=exact: write_body(b, *xs, modes), args)
+    if dt.is_float(d):   # sums and products of repeated updates: the order may differ
+        add(f"write_acc_{sn(d)}", types, lambda b, *xs: write_body(b, *xs, ("add", "multiply")), args, "close")
+
 # --- creation ------------------------------------------------------------------------------------
 
 for d in ALL:
@@ -548,6 +577,14 @@ def dyn_cases():
              b.emit("add", b.emit("iota", shape=(B, 4), dimension=0, dtype=f32), z)],
          lambda n: [rand((n, 5), f32), rand((n, 2), i64, -7, 7), rand((n, 3), f32),
                     np.array([0, -1, 5, -9], np.int32), np.array(3, np.int32), rand((n, 4), f32)])
+    case("d_write", [((B, 5), f32), ((B, 3), i64), ((B, 3), f32), ((B, 2), f32), ((), i32)],
+         lambda b, x, i, u, w, s: [
+             b.emit("scatter", x, i, u, axis=1, batch_dims=1, mode="add"),
+             b.emit("update_slice", x, w, s, s),
+             b.emit("scatter", x, b.emit("iota", shape=(3,), dimension=0, dtype=i64),
+                    b.emit("slice", x, start=(0, 0), limit=(B, 3), step=(1, 1)), axis=1, batch_dims=0, mode="set")],
+         lambda n: [rand((n, 5), f32), rand((n, 3), i64, -7, 7), rand((n, 3), f32), rand((n, 2), f32),
+                    np.array(2, np.int32)])
     case("d_folded_only", [((8 * B, 3), f32)],  # B is only known as a multiple: dim / 8
          lambda b, x: [b.reshape(x, (B, 8, 3)), b.emit("iota", shape=(B,), dimension=0, dtype=i32)],
          lambda n: [rand((8 * n, 3), f32)])

@@ -103,7 +103,7 @@ def run_vmapc(f, *args):
     fn = vmapc.trace(f, *args)
     flat = [np.asarray(x) for x in _leaves(tuple(args))]
     outs = vmapc.eval(fn, *flat)
-    return fn, pytree.unflatten(fn.out_tree, outs)
+    return fn, pytree.unflatten(fn.out_tree, outs[:len(outs) - len(fn.mutated)])   # not the written args
 
 
 def run_numpy(f, *args):
@@ -1053,6 +1053,43 @@ def test_empty_like_has_the_right_type():
         fn, got = run_vmapc(f, x)
         want = f(x)
         assert (got.shape, got.dtype) == (want.shape, want.dtype)
+
+
+# --- NumPy's writing functions, on arrays the function makes (tests/test_writes.py: the rest) ----
+
+def _writes(x, v, i):
+    y, z, w = x.copy(), np.zeros_like(x), np.ones(x.shape, x.dtype)
+    np.put(y, [0, -1, 3, 0], v[:2])                      # repeated: the last wins; v repeated
+    np.putmask(z, x > x.flat[2], v)                      # values cycle by position
+    np.place(w, np.arange(x.size).reshape(x.shape) % 3 == 0, v[:3])   # a static mask
+    w.flat[[1, 2]] = v[0]
+    w.flat[-1] += v[1]
+    c = np.empty_like(x)
+    np.copyto(c, x)
+    np.copyto(c, v[0], where=x > x.flat[4])
+    d = np.zeros((x.shape[0], x.shape[0]), x.dtype)
+    np.fill_diagonal(d, v[1])
+    f = np.zeros((5, 2), x.dtype)
+    np.fill_diagonal(f, v[:2], wrap=True)
+    e = x.copy()
+    e.fill(v[2])
+    np.put(y, i, v[3], mode="clip")
+    return y, z, w, c, d, f, e
+
+
+for _d in ("float32", "int16", "bool", "uint8"):
+    case(f"writes-{_d}", _writes, arr((3, 4), _d), arr((4,), _d), np.array([7, -20, 2]))
+    case(f"ufunc-outer-{_d}", lambda x, y: (np.add.outer(x, y), np.maximum.outer(y, x[0]), np.equal.outer(x, [1, 0])),
+         arr((2, 3), _d), arr((4,), _d))
+
+
+@pytest.mark.parametrize("f", [lambda x: np.copyto(x.copy(), x.astype(np.float64) * 1.5),
+                               lambda x: np.put(x.copy(), [12], 1),
+                               lambda x: np.fill_diagonal(x.copy()[0], 1),
+                               lambda x: np.putmask(x.copy(), np.ones(3, bool), 1)],
+                         ids=["copyto-cast", "put-range", "fill_diagonal-1d", "putmask-shape"])
+def test_writing_functions_reject_what_numpy_rejects(f):
+    check_raises(f, arr((3, 4), "int32"))
 
 
 # --- norms, isclose, nan_to_num, the extensions ---------------------------------------------

@@ -144,6 +144,8 @@ def test_size_of_a_big_traced_array_is_exact():
                                        "transpose + reshape of the input fails with \"'linalg.generic' op write "
                                        "affecting operations on global resources are restricted to workgroup "
                                        "distributed contexts\" (found by the soak; reported as a CompileError)")
+
+
 def test_pads_argmin_and_gathers_after_a_transpose_compile():
     fn = vmapc.parse("""{ lambda a:i32[2,3,1,1,1] b:i64[3,3,7] c:u64[3,1,3] d:i32[] e:i32[] f:i32[] .
         g:i32[3,1,2,1,1] = transpose[perm=(1, 2, 0, 3, 4)] a
@@ -185,6 +187,8 @@ def test_float_results_of_libm_functions_match_numpy_for_special_values():
 @pytest.mark.xfail(strict=True, reason="IREE 3.13 codegen bug: an i16 contraction whose operand is a gather "
                                        "(take_along_axis) fails with \"'vector.contract' op invalid "
                                        "accumulator/result vector shape\" (found by the soak)")
+
+
 def test_narrow_int_contraction_of_a_gather_compiles():
     fn = vmapc.parse("""{ lambda b:i16[1,2,1] e:u8[3,2,2] f:i16[2,2,3,1,2] .
         h:i16[3,2,2] = take_along_axis[axis=0] b e
@@ -214,6 +218,8 @@ def test_reduction_of_a_select_with_a_constant_condition():
                                        "LLVM translation (\"LLVM Translation failed for operation: "
                                        "builtin.unrealized_conversion_cast\"); reading through the affine map "
                                        "n-1-d instead breaks IREE's unit-dim folding (found by the fuzzer)")
+
+
 def test_rev_of_a_slice_compiles():
     fn = vmapc.parse("""{ lambda a:f32[2,2,4] .
         b:f32[2,2,1] = slice[start=(0, 0, 2), limit=(2, 2, 3), step=(1, 1, 1)] a
@@ -459,9 +465,30 @@ def test_modules_with_loops_compile_without_aggressive_fusion():
 
 @pytest.mark.xfail(strict=True, reason="IREE 3.13: aggressive fusion leaves a result of several "
                    "while loops unallocated (ref is null)")
+
+
 def test_aggressive_fusion_with_several_while_loops():
     fn, args = _several_while_loops()
     flags = (vmapc.targets.AGGRESSIVE_FUSION + "=true",)
     got = driver.compile_functions([fn], flags=flags)["g"](*args)
     for g, w in zip(got, vmapc.eval(fn, *args)):
         np.testing.assert_array_equal(g, w)
+
+
+def test_gathers_from_a_strided_slice_compile():
+    """IREE 3.13 failed to compile a gather (a generic reading with tensor.extract: rev, take)
+    from a strided tensor.extract_slice ("LLVM Translation failed for operation:
+    builtin.unrealized_conversion_cast"): x[::2][::-1] or np.take(x[::2], i), which writes
+    through views produce all the time. A strided slice is now a generic reading every
+    step-th element of the unit-stride box (found by tests/test_writes.py)."""
+    fn = vmapc.parse("""{ lambda x:f32[4,6] i:i64[2] .
+        a:f32[3,3] = slice[start=(1, 0), limit=(4, 5), step=(1, 2)] x
+        b:f32[3,3] = rev[axes=(0,)] a
+        c:f32[2,3] = slice[start=(0, 1), limit=(4, 4), step=(2, 1)] x
+        d:f32[2,3] = take[axis=0, batch_dims=0] c i
+      in (b, d) }""")
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    i = np.array([1, -2])
+    b, d = compiled(fn, x, i)
+    np.testing.assert_array_equal(b, x[1:4, 0:5:2][::-1])
+    np.testing.assert_array_equal(d, np.take(x[0:4:2, 1:4], i, axis=0))

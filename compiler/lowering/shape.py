@@ -109,18 +109,42 @@ def _add_dims(a, b):
 
 
 def _slice_rule(lctx, eqn, xs):
+    """tensor.extract_slice; with steps, a generic reading through a strided map (IREE 3.13
+    fails to compile a gather, a generic with tensor.extract in its body, from a strided
+    extract_slice: "LLVM Translation failed for builtin.unrealized_conversion_cast", e.g.
+    for x[::2][::-1] or np.take(x[::2], i))."""
     out = eqn.outputs[0].type
     start, step = eqn.attrs["start"], eqn.attrs["step"]
-    dsz, ssz = lctx.mixed(out.shape)
-    ty = tensor_type(out)
-    r = tensor.ExtractSliceOp(ty, xs[0], [], dsz, [], list(start), ssz, list(step)).result
-    if all(d == 1 for d in out.shape) and isinstance(xs[0], ir.OpResult) \
-            and xs[0].owner.operation.name != "arith.constant":
-        # IREE 3.13 never finishes compiling (tiling loops, memory grows) when it fuses the
-        # producer of a one-element slice into a consumer that broadcasts it
-        # (tests/test_regressions.py): the element is materialized on its own.
-        r = optimization_barrier(r)
-    return [r]
+    if not any(s != 1 for s in step) or 0 in out.shape:
+        dsz, ssz = lctx.mixed(out.shape)
+        r = tensor.ExtractSliceOp(tensor_type(out), xs[0], [], dsz, [], list(start), ssz,
+                                  [1] * out.rank if 0 in out.shape else list(step)).result
+        if all(d == 1 for d in out.shape) and isinstance(xs[0], ir.OpResult) \
+                and xs[0].owner.operation.name != "arith.constant":
+            # IREE 3.13 never finishes compiling (tiling loops, memory grows) when it fuses the
+            # producer of a one-element slice into a consumer that broadcasts it
+            # (tests/test_regressions.py): the element is materialized on its own.
+            r = optimization_barrier(r)
+        return [r]
+    # the unit-stride box around the window, then a generic reading every step-th element
+    box = [d if st == 1 else (d - 1) * st + 1 for d, st in zip(out.shape, step)]
+    x = xs[0]
+    if list(start) != [0] * out.rank or tuple(box) != tuple(eqn.inputs[0].shape):
+        dsz, ssz = lctx.mixed(box)
+        x = tensor.ExtractSliceOp(tensor_type(out.with_shape(box)), x, [], dsz, [], list(start), ssz,
+                                  [1] * out.rank).result
+    exprs = [ir.AffineDimExpr.get(d) if st == 1 else ir.AffineExpr.get_mul(ir.AffineDimExpr.get(d),
+                                                                           ir.AffineConstantExpr.get(st))
+             for d, st in enumerate(step)]
+    in_map = ir.AffineMap.get(out.rank, 0, exprs)
+    op = linalg.GenericOp_([x], [lctx.empty(out.shape, out.dtype)],
+                           ir.ArrayAttr.get([ir.AffineMapAttr.get(in_map),
+                                             ir.AffineMapAttr.get(ir.AffineMap.get_identity(out.rank))]),
+                           ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * out.rank))
+    block = op.regions[0].blocks[0]
+    with ir.InsertionPoint(block):
+        linalg.YieldOp([block.arguments[0]])
+    return [op.results[0]]
 
 
 def _rev_rule(lctx, eqn, xs):

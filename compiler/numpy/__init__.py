@@ -43,6 +43,7 @@ from .reductions import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
 from .ufuncs import _SUPPORTED_UFUNCS, _inplace  # noqa: F401
+from .writes import _setitem, copyto, fill_diagonal, flatten, place, put, putmask  # noqa: F401
 
 # dtypes, so that `import vmapc.numpy as np` code can say np.float32
 bool_ = _np.bool_
@@ -56,7 +57,7 @@ dtype = _np.dtype
 # and constants, and vmapc's extensions; not the modules and helpers the family modules import.
 _INTERNAL = {"annotations", "Tracer", "DTypeError", "OutOfBoundsError", "ShapeError", "TracingError", "UnsupportedError",
              "broadcast_shapes", "current", "to_var", "user_loc", "dt", "builtins", "inspect", "math", "operator",
-             "string"}
+             "string", "view", "with_out", "numpy_original"}
 __all__ = sorted(n for n, v in globals().items()
                  if not n.startswith("_") and n not in _INTERNAL and not isinstance(v, type(_np)))
 __all__.append("linalg")

@@ -72,6 +72,9 @@ def _resolve_key(x):
         raise DTypeError("complex numbers are not supported by vmapc")
     if isinstance(x, (list, tuple)):
         return dt.canonical(_np.asarray(x).dtype, "list operand")
+    refuse = getattr(type(x), "__vmapc_refuse__", None)   # x[mask]: says why it is not an array
+    if refuse is not None:
+        refuse(x, "an operation with a traced array")
     raise TracingError(f"cannot use an object of type {type(x).__name__} as an array")
 
 
@@ -101,6 +104,9 @@ def _var(x, dtype=None):
             raise DTypeError(str(err), user_loc()) from None
         return c.builder.constant(arr)
     else:
+        refuse = getattr(type(x), "__vmapc_refuse__", None)
+        if refuse is not None:
+            refuse(x, "an operation with a traced array")
         a = _np.asarray(x)
         if a.dtype == object:
             raise TracingError("cannot use a NumPy object array in a traced function", user_loc())

@@ -16,6 +16,7 @@ from ..tracing import user_loc
 from ._core import _axes, _b, _c, _e, _has_tracer, _implements, _reject, _strong_dtype, _var, _wrap
 from .ufuncs import multiply
 from .shape import ravel, reshape
+from .writes import with_out
 
 # --- contractions --------------------------------------------------------------------------------
 
@@ -35,6 +36,7 @@ def _contract_operands(x1, x2):
 
 
 @_implements(_np.matmul)
+@with_out("numpy.matmul", "same_kind")
 def matmul(x1, x2, /, out=None, **kwargs):
     """NumPy's matmul: 1-D operands gain and lose a dim; leading dims broadcast."""
     _reject("numpy.matmul", kwargs, out=out)

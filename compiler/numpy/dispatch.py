@@ -26,10 +26,6 @@ _UNSUPPORTED_HINTS = {
     "unique": "its result shape depends on the data",
     "extract": "its result shape depends on the data",
     "compress": "its result shape depends on the data",
-    "copyto": "traced arrays are immutable",
-    "put": "traced arrays are immutable",
-    "place": "traced arrays are immutable",
-    "fill_diagonal": "traced arrays are immutable",
 }
 
 
@@ -73,12 +69,27 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
         except TypeError as err:
             raise UnsupportedError(f"numpy.{name}: {err}", user_loc()) from None
         return f(*inputs, **kwargs)
+    if method == "at":
+        from .writes import ufunc_at
+        return ufunc_at(ufunc, *inputs, **kwargs)
+    if method == "outer" and ufunc.nin == 2 and name in _SUPPORTED_UFUNCS and name != "matmul" and not kwargs:
+        # ufunc.outer(a, b)[i..., j...] = ufunc(a[i...], b[j...]): a gets b's rank in size-1 dims
+        from .ufuncs import asarray
+        from .shape import reshape
+        a, b = (x if not isinstance(x, (list, tuple)) else asarray(x) for x in inputs)
+        a_shape, b_ndim = _np.shape(a) if not hasattr(a, "shape") else a.shape, _np.ndim(b)
+        return getattr(ufuncs, name)(reshape(a, tuple(a_shape) + (1,) * b_ndim), b)
     if method == "reduce" and name in _REDUCE_METHODS:
         (a,) = inputs
         axis = kwargs.pop("axis", 0)
         keepdims = kwargs.pop("keepdims", False)
+        out = kwargs.pop("out", None)
         _reject(f"numpy.{name}.reduce", kwargs)
-        return _REDUCE_METHODS[name](a, axis=axis, keepdims=keepdims)
+        r = _REDUCE_METHODS[name](a, axis=axis, keepdims=keepdims)
+        if out is not None:
+            from .writes import write_out
+            return write_out(r, out, f"numpy.{name}.reduce", "unsafe", exact_shape=True)
+        return r
     raise UnsupportedError(f"numpy.{name}.{method} is not supported by vmapc", user_loc())
 
 

@@ -14,6 +14,7 @@ from ..tracing import Tracer, user_loc
 
 from ._core import _axis, _b, _c, _e, _has_tracer, _implements, _is_tracer, _reject, _static_ints, _var, _wrap
 from .shape import ravel
+from .writes import with_out
 
 # --- indexing ------------------------------------------------------------------------------------
 
@@ -51,45 +52,102 @@ def _wrap_and_clamp(i, n):
     return _e("minimum", _e("maximum", i, _c(i, 0)), _c(i, builtins.max(n - 1, 0)))
 
 
-def _getitem(x, key):
-    """NumPy indexing: basic (ints, slices with steps, None, ...) and integer arrays."""
+class _Plan:
+    """An index parsed the NumPy way: the view its basic part selects (``steps`` from x, see
+    vmapc.functionalize), then the integer-array indices into that view (``adv``: (dim,
+    index) pairs, with ``key_pos`` their positions in the key, for NumPy's placement rule).
+    ``copy``: NumPy returns a copy although the index is basic (a 0-d array index);
+    ``scalar``: every dim is indexed by an integer, so NumPy returns a scalar.
+    ``mask``: (dim, traced boolean mask) for a write through a traced mask."""
+
+    def __init__(self):
+        self.steps, self.adv, self.key_pos, self.copy, self.mask = [], [], [], False, None
+        self.scalar = False
+
+
+def _is_weak_int(k):
+    return isinstance(k, Tracer) and k.weak is int
+
+
+def _parse_index(x, key, write=False):
+    """The :class:`_Plan` of ``x[key]``. A traced 0-d integer indexes one dim at a traced
+    position (a Python int traced as an argument is basic indexing and gives a view; a 0-d
+    array gives a copy, as NumPy's integer-array indexing does). With `write`, a traced
+    boolean mask is allowed (``x[mask] = v``)."""
     if not isinstance(key, tuple):
         key = (key,)
-    bld = _b()
-    v = _var(x)
-    # expand Ellipsis
+    plan = _Plan()
+    rank = x.ndim
+    # static boolean masks are their nonzero() integer arrays, as in NumPy
+    expanded = []
+    for k in key:
+        if isinstance(k, (list, _np.ndarray)) and not isinstance(k, Tracer) and _np.asarray(k).dtype == bool \
+                and _np.asarray(k).ndim > 0:
+            expanded.extend(_np.nonzero(_np.asarray(k)))
+        elif isinstance(k, (bool, _np.bool_)):
+            raise UnsupportedError("indexing with a Python or NumPy bool (x[True]) is not supported", user_loc())
+        else:
+            expanded.append(k)
+    key = tuple(expanded)
     n_ell = builtins.sum(1 for k in key if k is Ellipsis)
     if n_ell > 1:
         raise ShapeError("an index can only have a single ellipsis ('...')", user_loc())
-    consumed = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
-    if consumed > v.rank:
-        raise ShapeError(f"too many indices for array: array is {v.rank}-dimensional, but {consumed} "
+
+    def consumes(k):
+        if k is None or k is Ellipsis:
+            return 0
+        if isinstance(k, Tracer) and k.dtype == dt.BOOL:
+            return builtins.max(k.ndim, 1)
+        return 1
+    consumed = builtins.sum(consumes(k) for k in key)
+    if consumed > rank:
+        raise ShapeError(f"too many indices for array: array is {rank}-dimensional, but {consumed} "
                          "were indexed", user_loc())
     full = []
     for k in key:
         if k is Ellipsis:
-            full.extend([slice(None)] * (v.rank - consumed))
+            full.extend([slice(None)] * (rank - consumed))
         else:
             full.append(k)
     if n_ell == 0:
-        full.extend([slice(None)] * (v.rank - consumed))
+        full.extend([slice(None)] * (rank - consumed))
 
-    def is_adv(k):
-        return isinstance(k, (Tracer, list, _np.ndarray)) and not (isinstance(k, _np.ndarray) and k.ndim == 0
-                                                                  and k.dtype != bool)
+    def is_array(k):    # an integer-array index (not a 0-d one)
+        if isinstance(k, Tracer):
+            return k.ndim > 0
+        return isinstance(k, (list, _np.ndarray)) and _np.ndim(k) > 0
 
-    has_array = builtins.any(is_adv(k) for k in full)
-    # pass 1: slices, static ints (as width-1 slices), newaxis -> one slice, rev, reshape
-    start, limit, step, rev_axes = [], [], [], []
-    out_shape = []           # shape after this pass, before advanced indices
-    adv = []                 # (position in out_shape, index object)
-    adv_key_pos = []         # position in the index tuple, for NumPy's adjacency rule
-    dim = 0
+    masks = [k for k in full if isinstance(k, Tracer) and k.dtype == dt.BOOL]
+    if masks:
+        if not write:
+            raise UnsupportedError("indexing with a boolean mask gives a shape that depends on the "
+                                   "data, which cannot be compiled ahead of time; use "
+                                   "vmapc.numpy.where(mask, x, 0) instead (x[mask] = v and x[mask] += v "
+                                   "are supported)", user_loc())
+        others = [k for k in full if not (isinstance(k, Tracer) and k.dtype == dt.BOOL)]
+        if len(masks) > 1 or builtins.any(not (isinstance(k, slice) and k == slice(None)) for k in others):
+            raise UnsupportedError("a traced boolean mask can be combined only with full slices (x[:, mask] "
+                                   "= v); other combinations give shapes that depend on the data",
+                                   user_loc())
+        dim = full.index(masks[0])
+        m = masks[0]
+        if m.shape != x.shape[dim:dim + m.ndim]:
+            raise OutOfBoundsError(f"boolean index did not match indexed array along axis {dim}; size of "
+                                   f"axis is {x.shape[dim] if dim < rank else 0} but size of corresponding "
+                                   f"boolean axis is {m.shape[0] if m.ndim else 1}", user_loc())
+        plan.mask = (dim, m)
+        return plan
+
+    has_array = builtins.any(is_array(k) for k in full)
+    start, limit, stride, rev_axes = [], [], [], []
+    out = []          # per entry of `full`: the size it leaves in the view, or None (dropped)
+    dyn = []          # (dim, index var) of traced scalar indices
     for pos, k in enumerate(full):
         if k is None:
-            out_shape.append(1)
+            out.append(1)
             continue
-        n = v.shape[dim]
+        dim = len(start)
+        n = x.shape[dim]
         if isinstance(k, slice):
             for part in (k.start, k.stop, k.step):
                 if isinstance(part, Tracer):
@@ -106,53 +164,101 @@ def _getitem(x, key):
                 rev_axes.append(dim)
                 r0 = n - 1 - s0
                 lo, hi, stp = r0, r0 + builtins.max(count - 1, 0) * (-st) + (1 if count else 0), -st
-            start.append(lo), limit.append(hi), step.append(stp)
-            out_shape.append(count)
-        elif is_adv(k) or (has_array and isinstance(k, (int, _np.integer)) and not isinstance(k, bool)) \
-                or isinstance(k, Tracer):
-            start.append(0), limit.append(n), step.append(1)
-            adv.append((len(out_shape), k))
-            adv_key_pos.append(pos)
-            out_shape.append(n)
-        elif isinstance(k, (int, _np.integer)) and not isinstance(k, bool):
+            start.append(lo), limit.append(hi), stride.append(stp)
+            out.append(count)
+            continue
+        is_int = isinstance(k, (int, _np.integer)) and not isinstance(k, bool)
+        is_0d = (isinstance(k, _np.ndarray) and k.ndim == 0) or (isinstance(k, Tracer) and k.ndim == 0)
+        if is_array(k) or (has_array and (is_int or is_0d)):
+            start.append(0), limit.append(n), stride.append(1)
+            plan.adv.append((pos, k))
+            plan.key_pos.append(pos)
+            out.append(n)
+        elif isinstance(k, Tracer):      # a traced scalar index: one dim at a traced position
+            if not dt.is_int(k.dtype):
+                raise TracingError(f"arrays used as indices must be of integer type, got {k.dtype}",
+                                   user_loc())
+            if n == 0:
+                raise OutOfBoundsError(f"index is out of bounds for axis {dim} with size 0", user_loc())
+            plan.copy = plan.copy or k.weak is None
+            start.append(0), limit.append(n), stride.append(1)
+            dyn.append((dim, _wrap_and_clamp(_var(k), n)))
+            out.append(None)
+        elif is_int or is_0d:
+            if is_0d and not dt.is_int(_np.asarray(k).dtype):
+                raise TracingError(f"invalid index {k!r}: only integers, slices, None, ... and integer or "
+                                   "boolean arrays are valid indices", user_loc())
+            plan.copy = plan.copy or is_0d
             i = int(k)
             if not -n <= i < n:
                 raise OutOfBoundsError(f"index {i} is out of bounds for axis {dim} with size {n}", user_loc())
             i %= n
-            start.append(i), limit.append(i + 1), step.append(1)
-            out_shape.append(None)   # dropped below
-        elif isinstance(k, _np.ndarray):  # 0-d integer array: a static int
-            return _getitem(x, tuple(int(k) if kk is k else kk for kk in full))
+            start.append(i), limit.append(i + 1), stride.append(1)
+            out.append(None)
         else:
             raise TracingError(f"invalid index {k!r} of type {type(k).__name__}", user_loc())
-        dim += 1
+    steps = plan.steps
     if rev_axes:
-        v = bld.emit("rev", v, axes=tuple(rev_axes))
-    v = bld.emit("slice", v, start=tuple(start), limit=tuple(limit), step=tuple(step)) \
-        if (tuple(start), tuple(limit), tuple(step)) != ((0,) * v.rank, v.shape, (1,) * v.rank) else v
-    # drop static-int dims, insert newaxis dims
-    kept = [d for d in out_shape if d is not None]
-    positions = []
-    p = 0
-    for d in out_shape:
-        positions.append(None if d is None else p)
-        if d is not None:
-            p += 1
-    v = bld.reshape(v, tuple(kept))
-    if not adv:
-        return _wrap(v)
-    adv = [(positions[pos], k) for pos, k in adv]
-    return _wrap(_advanced_index(v, adv, adv_key_pos))
+        steps.append(("rev", tuple(rev_axes)))
+    steps.append(("slice", tuple(start), tuple(limit), tuple(stride)))
+    for d, i in reversed(dyn):     # last first: earlier dims keep their numbers
+        steps.append(("index", d, i))
+    kept = tuple(n for n in out if n is not None)
+    steps.append(("reshape", kept))
+    # every dim indexed by an integer, no `...`: NumPy gives a scalar (a copy), not a 0-d view
+    plan.scalar = not kept and n_ell == 0 and not plan.adv
+    if plan.adv:   # each advanced index's dim in the view
+        position = {}
+        p = 0
+        for pos, n in enumerate(out):
+            if n is not None:
+                position[pos] = p
+                p += 1
+        plan.adv = [(position[pos], k) for pos, k in plan.adv]
+    return plan
+
+
+def _getitem(x, key):
+    """NumPy indexing: basic (ints, slices with steps, None, ..., traced scalars) gives a
+    view of x, integer arrays a copy."""
+    if not isinstance(x, Tracer):
+        x = _wrap(_var(x))
+    plan = _parse_index(x, key, write=True)
+    if plan.mask is not None:    # only good for x[mask] += v and x[mask] = y[mask]
+        from .writes import getitem_mask
+        return getitem_mask(x, plan.mask)
+    from ..functionalize import view
+    v = x
+    for step in plan.steps:
+        v = view(v, step)
+    if plan.adv:
+        lin, where_, merge = _advanced_index(v.ir_var, plan.adv, plan.key_pos)
+        base = v.ir_var
+        for step in merge:
+            base = _read_step(base, step)
+        return _wrap(_b().emit("take", base, lin, axis=where_, batch_dims=0))
+    if plan.scalar:        # NumPy scalars are immutable: x[i] += 1 reads, adds and writes back
+        r = _wrap(v.ir_var)
+        r._immutable = True
+        return r
+    return _wrap(v.ir_var) if plan.copy else v
+
+
+def _read_step(x, step):
+    from ..functionalize import read
+    return read(_b(), x, step)
 
 
 def _advanced_index(v, adv, key_pos):
-    """Integer-array indices at dims adv[i][0]: broadcast them, merge the indexed dims into
-    one and take along it (NumPy's placement rule for non-adjacent indices included)."""
-    bld = _b()
+    """Integer-array indices at dims adv[i][0] of v: broadcast them and linearize them into
+    one index along a merged dim (NumPy's placement rule for non-adjacent indices included).
+    Returns (index, the merged dim's position, the steps that move the indexed dims together
+    and merge them): ``take(read(v, steps), index, axis)`` is NumPy's result."""
     dims = [d for d, _ in adv]
     idx = [_index_var(k, v.shape[d], d) for d, k in adv]
     if len(idx) == 1:
-        return bld.emit("take", v, idx[0], axis=dims[0], batch_dims=0)
+        return idx[0], dims[0], []
+    bld = _b()
     try:
         ishape = broadcast_shapes(*[i.shape for i in idx])
     except ValueError as err:
@@ -160,7 +266,6 @@ def _advanced_index(v, adv, key_pos):
                          user_loc()) from None
     # NumPy puts the index dims where the indices are if they are adjacent, else first
     adjacent = key_pos == list(range(key_pos[0], key_pos[0] + len(key_pos)))
-    # linearize the (normalized, broadcast) indices into the merged indexed dims
     lin = None
     for i, d in zip(idx, dims):
         n = v.shape[d]
@@ -170,13 +275,15 @@ def _advanced_index(v, adv, key_pos):
         lin = i if lin is None else _e("add", _e("multiply", lin, _c(lin, n)), i)
     others = [k for k in range(v.rank) if k not in dims]
     where_ = dims[0] if adjacent else 0
-    v = bld.transpose(v, others[:where_] + dims + others[where_:])
-    merged = int(_np.prod([v.shape[where_ + j] for j in range(len(dims))], dtype=_np.int64))
-    v = bld.reshape(v, v.shape[:where_] + (merged,) + v.shape[where_ + len(dims):])
-    return bld.emit("take", v, lin, axis=where_, batch_dims=0)
+    perm = tuple(others[:where_] + dims + others[where_:])
+    moved = tuple(v.shape[p] for p in perm)
+    merged = int(_np.prod([moved[where_ + j] for j in range(len(dims))], dtype=_np.int64))
+    shape = moved[:where_] + (merged,) + moved[where_ + len(dims):]
+    return lin, where_, [("transpose", perm), ("reshape", shape)]
 
 
 @_implements(_np.take)
+@with_out("numpy.take", "unsafe")
 def take(a, indices, axis=None, out=None, mode=None):
     """Take elements along an axis. Under ``mode`` None/'raise' static indices out of range
     raise as in NumPy, and traced ones are clamped (compiled code cannot raise); 'clip'

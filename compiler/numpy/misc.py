@@ -7,7 +7,7 @@ import numpy as _np
 
 from .. import dtypes as dt
 
-from ._core import _has_tracer, _implements, _is_tracer
+from ._core import _has_tracer, _implements, _is_tracer, _var, _wrap
 from .ufuncs import absolute, add, astype, equal, greater, isfinite, isinf, isnan, less, less_equal, logical_and, logical_or, multiply, subtract, where
 from .reductions import all
 
@@ -43,8 +43,12 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     if not _is_tracer(x):
         return _np.nan_to_num(x, copy=copy, nan=nan, posinf=posinf, neginf=neginf)
     if not dt.is_float(x.dtype):
-        return x
+        return _wrap(_var(x)) if copy else x
     fi = _np.finfo(x.dtype)
     r = where(isnan(x), nan, x)
     r = where(logical_and(isinf(r), greater(r, 0)), fi.max if posinf is None else posinf, r)
-    return where(logical_and(isinf(r), less(r, 0)), fi.min if neginf is None else neginf, r)
+    r = where(logical_and(isinf(r), less(r, 0)), fi.min if neginf is None else neginf, r)
+    if not copy:       # NumPy writes into x and returns it
+        x[...] = r
+        return x
+    return r

@@ -14,6 +14,7 @@ from ..tracing import user_loc
 from ._core import _axes, _axis, _b, _c, _e, _implements, _is_int, _is_tracer, _reject, _var, _wrap
 from .ufuncs import add, astype, divide, exp, isfinite, log, multiply, subtract, where
 from .shape import squeeze
+from .writes import with_out
 
 def _reduce(op, x, axes, keepdims):
     b = _b()
@@ -44,6 +45,7 @@ def _accumulate(op, a, axes, keepdims, dtype):
 
 
 @_implements(_np.sum)
+@with_out("numpy.sum", "unsafe")
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_np._NoValue, where=True):  # noqa: A001
     """Sum over axes. Small integers and bools accumulate in (u)int64 as in NumPy; float16
     accumulates in float32."""
@@ -55,6 +57,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_np._NoValue
 
 
 @_implements(_np.prod)
+@with_out("numpy.prod", "unsafe")
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_np._NoValue, where=True):
     """Product over axes (dtype rules as for sum)."""
     _reject("numpy.prod", out=out, initial=initial, where=where)
@@ -77,12 +80,14 @@ def _minmax(op, bool_op, fname, np_f, a, axis, out, keepdims, initial, where):
 
 
 @_implements(_np.max, getattr(_np, "amax", None))
+@with_out("numpy.max", "unsafe")
 def max(a, axis=None, out=None, keepdims=False, initial=_np._NoValue, where=True):  # noqa: A001
     """Maximum over axes; NaN propagates."""
     return _minmax("reduce_max", "reduce_any", "numpy.max", _np.max, a, axis, out, keepdims, initial, where)
 
 
 @_implements(_np.min, getattr(_np, "amin", None))
+@with_out("numpy.min", "unsafe")
 def min(a, axis=None, out=None, keepdims=False, initial=_np._NoValue, where=True):  # noqa: A001
     """Minimum over axes; NaN propagates."""
     return _minmax("reduce_min", "reduce_all", "numpy.min", _np.min, a, axis, out, keepdims, initial, where)
@@ -92,6 +97,7 @@ amax, amin = max, min
 
 
 @_implements(_np.any)
+@with_out("numpy.any", "unsafe")
 def any(a, axis=None, out=None, keepdims=False, *, where=True):  # noqa: A001
     _reject("numpy.any", out=out, where=where)
     if not _is_tracer(a):
@@ -100,6 +106,7 @@ def any(a, axis=None, out=None, keepdims=False, *, where=True):  # noqa: A001
 
 
 @_implements(_np.all)
+@with_out("numpy.all", "unsafe")
 def all(a, axis=None, out=None, keepdims=False, *, where=True):  # noqa: A001
     _reject("numpy.all", out=out, where=where)
     if not _is_tracer(a):
@@ -134,6 +141,7 @@ def _divide_count(s, n, res):
 
 
 @_implements(_np.mean)
+@with_out("numpy.mean", "unsafe")
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
     """Arithmetic mean; integers give float64, float16 accumulates in float32."""
     _reject("numpy.mean", out=out, where=where)

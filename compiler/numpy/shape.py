@@ -1,5 +1,10 @@
 """Shape functions: reshape, transpose and axis moves, squeeze/expand, broadcasting,
-concatenation and stacking, splits, flips, roll, tile, repeat, pad."""
+concatenation and stacking, splits, flips, roll, tile, repeat, pad.
+
+Where NumPy returns a view (transpose and the axis moves, squeeze/expand_dims, flips,
+splits, ``broadcast_to`` read-only, and ``reshape``/``ravel`` when the layout allows), so
+does this module: a write through the result changes the array it came from
+(:mod:`vmapc.functionalize`); everything else gives a new array."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from ..errors import DTypeError, ShapeError, TracingError, UnsupportedError
 from ..shapes import broadcast_shapes
 from ..tracing import user_loc
 
+from ..functionalize import view
+from .writes import with_out
 from ._core import _axes, _axis, _b, _has_tracer, _implements, _is_int, _is_tracer, _reject, _static_ints, _strong_dtype, _var, _wrap
 
 # --- shape functions -----------------------------------------------------------------------------
@@ -41,7 +48,12 @@ def reshape(a, /, shape=None, order="C", *, newshape=None, copy=None):
         shape[shape.index(-1)] = a.size // known
     if a.size != int(_np.prod(shape, dtype=_np.int64)):
         raise ShapeError(f"cannot reshape array of size {a.size} into shape {tuple(shape)}", user_loc())
-    return _wrap(_b().reshape(_var(a), tuple(shape)))
+    if copy:
+        return _wrap(_b().reshape(_var(a), tuple(shape)))
+    r = view(a, ("reshape", tuple(shape)))
+    if copy is False and r._root is None:
+        raise ShapeError("Unable to avoid creating a copy while reshaping.", user_loc())
+    return r
 
 
 @_implements(_np.ravel)
@@ -61,7 +73,7 @@ def transpose(a, axes=None):
     perm = tuple(reversed(range(a.ndim))) if axes is None else _axes(tuple(axes), a.ndim, "numpy.transpose")
     if len(perm) != a.ndim:
         raise ShapeError("transpose: axes don't match array", user_loc())
-    return _wrap(_b().transpose(_var(a), perm))
+    return view(a, ("transpose", perm))
 
 
 permute_dims = transpose
@@ -101,7 +113,7 @@ def expand_dims(a, axis):
     axes = _axes(tuple(axes), out_rank, "numpy.expand_dims")
     it = iter(a.shape)
     shape = tuple(1 if i in axes else next(it) for i in range(out_rank))
-    return _wrap(_b().reshape(_var(a), shape))
+    return view(a, ("reshape", shape))
 
 
 @_implements(_np.squeeze)
@@ -117,7 +129,7 @@ def squeeze(a, axis=None):
                 raise ShapeError("cannot select an axis to squeeze out which has size not equal to one",
                                  user_loc())
     shape = tuple(d for i, d in enumerate(a.shape) if i not in axes)
-    return _wrap(_b().reshape(_var(a), shape))
+    return view(a, ("reshape", shape))
 
 
 @_implements(_np.broadcast_to)
@@ -135,7 +147,9 @@ def broadcast_to(array, shape, subok=False):
             raise ShapeError(f"operands could not be broadcast together with remapped shapes "
                              f"[original->remapped]: {tuple(x.shape)} and requested shape {tuple(shape)}",
                              user_loc())
-    return _wrap(_b().broadcast_in_dim(x, tuple(shape), tuple(range(off, len(shape)))))
+    r = _wrap(_b().broadcast_in_dim(x, tuple(shape), tuple(range(off, len(shape)))))
+    r._readonly = True     # NumPy's broadcast_to gives a read-only view
+    return r
 
 
 @_implements(_np.broadcast_arrays)
@@ -167,6 +181,7 @@ def size(a, axis=None):
 
 
 @_implements(_np.concatenate, getattr(_np, "concat", None))
+@with_out("numpy.concatenate", "same_kind")
 def concatenate(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
     """Join arrays along an existing axis (axis=None flattens them first)."""
     _reject("numpy.concatenate", out=out, casting=casting)
@@ -265,12 +280,11 @@ def _split(fname, ary, indices_or_sections, axis, equal):
         # each split point is a Python slice bound: negative counts from the end, clamped
         idx = [slice(int(i), None).indices(n)[0] for i in _static_ints(indices_or_sections, "split indices")]
         bounds = [0] + idx + [n]
-    x = _var(ary)
     out = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         start, limit = [0] * ary.ndim, list(ary.shape)
         start[ax], limit[ax] = lo, builtins.max(lo, hi)
-        out.append(_wrap(_b().emit("slice", x, start=tuple(start), limit=tuple(limit), step=(1,) * ary.ndim)))
+        out.append(view(ary, ("slice", tuple(start), tuple(limit), (1,) * ary.ndim)))
     return out
 
 
@@ -296,7 +310,7 @@ def flip(m, axis=None):
     if not _is_tracer(m):
         return _np.flip(m, axis)
     axes = _axes(axis, m.ndim, "numpy.flip")
-    return _wrap(_b().emit("rev", _var(m), axes=tuple(sorted(axes))) if axes else _var(m))
+    return view(m, ("rev", tuple(sorted(axes))))
 
 
 @_implements(_np.fliplr)
@@ -334,7 +348,7 @@ def roll(a, shift, axis=None):
         if s:
             hi, lo = split(r, [n - s], axis=ax)
             r = concatenate([lo, hi], axis=ax)
-    return r
+    return r if r is not a else _wrap(_var(a))     # a new array, also when nothing moves
 
 
 @_implements(_np.tile)

@@ -14,6 +14,7 @@ from ..errors import DTypeError, ShapeError, UnsupportedError
 from ..tracing import _python_arithmetic, user_loc
 
 from ._core import _b, _bcast, _c, _e, _emit_elementwise, _has_tracer, _implements, _is_int, _is_tracer, _loops, _reject, _result_type, _var, _wrap
+from .writes import with_out
 
 # --- elementwise -------------------------------------------------------------------------------
 
@@ -105,19 +106,24 @@ def _special_comparison(name, args, in_dts):
 
 
 def _inplace(f, a, b):
-    """NumPy's in-place operator ``a += b`` (and -=, *=...). A traced array cannot be
-    changed, so ``a`` is rebound to a new value, which keeps a's shape and dtype as NumPy's
-    in-place result does. A traced Python number is rebound as Python would."""
-    if not _is_tracer(a) or a.weak is not None:
+    """NumPy's in-place operator ``a += b`` (and -=, *=...): a is written in place (every alias
+    and view of it sees the new value; see vmapc.functionalize), keeping its shape and dtype;
+    the result must broadcast to a's shape and cast to its dtype under 'same_kind'. A traced
+    Python number or NumPy scalar is immutable: the name is rebound, as Python does."""
+    if not _is_tracer(a) or a.weak is not None or a._immutable:
         return _python_arithmetic(f, a, b)
+    from ..functionalize import assign, check_writable
     r = f(a, b)
     if r.shape != a.shape:
-        raise ShapeError(f"non-broadcastable output operand with shape {a.shape} doesn't match the "
-                         f"broadcast shape {r.shape}", user_loc())
+        shape = lambda s: "(" + ",".join(map(str, s)) + ("," if len(s) == 1 else "") + ")"  # noqa: E731
+        raise ShapeError(f"non-broadcastable output operand with shape {shape(a.shape)} doesn't match the "
+                         f"broadcast shape {shape(r.shape)}", user_loc())
     if not _np.can_cast(r.dtype, a.dtype, "same_kind"):
-        raise DTypeError(f"Cannot cast ufunc '{f.__name__}' output from {r.dtype} to {a.dtype} with "
-                         "casting rule 'same_kind'", user_loc())
-    return astype(r, a.dtype)
+        raise DTypeError(f"Cannot cast ufunc '{f.__name__}' output from dtype('{r.dtype}') to "
+                         f"dtype('{a.dtype}') with casting rule 'same_kind'", user_loc())
+    check_writable(a, "in-place operation")
+    assign(a, _b().convert(_var(r), a.dtype))
+    return a
 
 
 def _composite(rule, vars_, out_dt):
@@ -217,8 +223,16 @@ _COMPOSITE_BINARY = {
 
 def _make_ufunc_wrapper(ufunc):
     def f(*args, out=None, where=True, dtype=None, **kwargs):
-        _reject(f"numpy.{ufunc.__name__}", kwargs, out=out, where=where)
-        return _ufunc_call(ufunc, args, dtype=dtype)
+        if len(args) > ufunc.nin and out is None:     # out given positionally
+            args, out = args[:ufunc.nin], args[ufunc.nin:]
+        _reject(f"numpy.{ufunc.__name__}", kwargs)
+        if out is None or (isinstance(out, tuple) and all(o is None for o in out)):
+            if where is not True:
+                raise UnsupportedError(f"numpy.{ufunc.__name__}: where= without out= leaves the other "
+                                       "elements uninitialized; give out= too", user_loc())
+            return _ufunc_call(ufunc, args, dtype=dtype)
+        from .writes import ufunc_out
+        return ufunc_out(ufunc, _ufunc_call(ufunc, args, dtype=dtype), out, where)
     f.__name__ = ufunc.__name__
     f.__doc__ = f"NumPy's ``{ufunc.__name__}`` on traced arrays."
     return f
@@ -274,6 +288,7 @@ def _unary_float_ext(op, x, concrete):
 
 
 @_implements(_np.round, getattr(_np, "around", None))
+@with_out("numpy.round", "same_kind", exact_shape=False)
 def round(a, decimals=0, out=None):  # noqa: A001
     """Round half to even (NumPy's rule). With ``decimals`` as NumPy computes it:
     rint(a * 10**d) / 10**d, or rint(a / 10**-d) * 10**-d for negative d (integers in
@@ -291,7 +306,7 @@ def round(a, decimals=0, out=None):  # noqa: A001
         return rint(a)  # noqa: F821
     if not dt.is_float(a.dtype):
         if decimals >= 0:
-            return a
+            return _wrap(x)     # a copy, as NumPy's
         return _wrap(_round_int(x, 10 ** -decimals))
     if decimals == 0:
         r = _b().emit("round", x)
@@ -363,6 +378,7 @@ def where(condition, x=None, y=None):
 
 
 @_implements(_np.clip)
+@with_out("numpy.clip", "same_kind", exact_shape=False)
 def clip(a, a_min=_np._NoValue, a_max=_np._NoValue, out=None, *, min=_np._NoValue, max=_np._NoValue, **kw):
     """NumPy's clip: ``minimum(maximum(a, a_min), a_max)``; either bound may be None."""
     _reject("numpy.clip", kw, out=out)
@@ -408,5 +424,5 @@ array = asarray
 
 @_implements(_np.copy)
 def copy(a, order="K", subok=False):
-    """A copy; traced arrays are immutable, so the value itself."""
-    return a if _is_tracer(a) else _np.copy(a, order=order, subok=subok)
+    """A copy: a new traced array holding a's value (writes to one do not reach the other)."""
+    return _wrap(_var(a)) if _is_tracer(a) else _np.copy(a, order=order, subok=subok)
