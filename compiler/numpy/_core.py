@@ -134,7 +134,7 @@ def _loops(ufunc, args, dtype=None):
     keys = tuple(_resolve_key(a) for a in args)
     kw = {}
     if dtype is not None:
-        kw["signature"] = (None,) * ufunc.nin + (dt.canonical(dtype, f"numpy.{ufunc.__name__} dtype"),)
+        kw["signature"] = (None,) * ufunc.nin + (dt.canonical(dtype, f"numpy.{ufunc.__name__} dtype"),) * ufunc.nout
     try:
         r = ufunc.resolve_dtypes(keys + (None,) * ufunc.nout, casting="same_kind", **kw)
     except TypeError as err:

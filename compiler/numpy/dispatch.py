@@ -10,11 +10,13 @@ import numpy as _np
 from ..errors import UnsupportedError
 from ..tracing import user_loc
 
-from ._core import _reject
+from ._core import _is_tracer, _reject
 from . import ufuncs
 from .ufuncs import _SUPPORTED_UFUNCS
 from .reductions import all, any, max, min, prod, sum
 from .contractions import matmul
+from .cumulative import _accumulate_ufunc
+from .shape import reshape
 from .linalg import _HANDLED
 
 # --- NumPy dispatch ----------------------------------------------------------------------------
@@ -59,6 +61,39 @@ _REDUCE_METHODS = {"add": sum, "multiply": prod, "maximum": max, "minimum": min,
                    "logical_and": all, "logical_or": any}
 
 
+def _ufunc_reduce(ufunc, a, axis=0, dtype=None, out=None, keepdims=False, initial=_np._NoValue, where=True):
+    name = ufunc.__name__
+    _reject(f"numpy.{name}.reduce", out=out, where=where)
+    if name not in _REDUCE_METHODS:
+        raise UnsupportedError(f"numpy.{name}.reduce is not supported by vmapc (add, multiply, maximum, minimum, "
+                               "logical_and and logical_or are)", user_loc())
+    kw = {"keepdims": keepdims}
+    if name in ("add", "multiply"):
+        kw["dtype"] = dtype
+    elif dtype is not None:
+        a = ufuncs.astype(a, dtype)
+    if initial is not _np._NoValue:
+        if name in ("logical_and", "logical_or"):
+            raise UnsupportedError(f"numpy.{name}.reduce: argument `initial` is not supported by vmapc", user_loc())
+        kw["initial"] = initial
+    return _REDUCE_METHODS[name](a, axis=axis, **kw)
+
+
+def _ufunc_outer(ufunc, a, b, **kwargs):
+    """ufunc.outer: the ufunc of every element of a with every element of b."""
+    name = ufunc.__name__
+    f = getattr(ufuncs, name, None) if name in _SUPPORTED_UFUNCS and ufunc.nin == 2 else None
+    if f is None or name == "matmul":
+        raise UnsupportedError(f"numpy.{name}.outer is not supported by vmapc", user_loc())
+    a = a if _is_tracer(a) else _np.asarray(a)
+    b = b if _is_tracer(b) else _np.asarray(b)
+    a = reshape(a, tuple(a.shape) + (1,) * b.ndim) if _is_tracer(a) else a.reshape(a.shape + (1,) * b.ndim)
+    return f(a, b, **kwargs)
+
+
+_UFUNC_METHODS = {"reduce": _ufunc_reduce, "accumulate": _accumulate_ufunc, "outer": _ufunc_outer}
+
+
 def _dispatch_ufunc(ufunc, method, inputs, kwargs):
     name = ufunc.__name__
     if method == "__call__":
@@ -73,13 +108,15 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
         except TypeError as err:
             raise UnsupportedError(f"numpy.{name}: {err}", user_loc()) from None
         return f(*inputs, **kwargs)
-    if method == "reduce" and name in _REDUCE_METHODS:
-        (a,) = inputs
-        axis = kwargs.pop("axis", 0)
-        keepdims = kwargs.pop("keepdims", False)
-        _reject(f"numpy.{name}.reduce", kwargs)
-        return _REDUCE_METHODS[name](a, axis=axis, keepdims=keepdims)
-    raise UnsupportedError(f"numpy.{name}.{method} is not supported by vmapc", user_loc())
+    impl = _UFUNC_METHODS.get(method)
+    if impl is None:
+        hint = " (traced arrays are immutable)" if method == "at" else ""
+        raise UnsupportedError(f"numpy.{name}.{method} is not supported by vmapc{hint}", user_loc())
+    try:
+        inspect.signature(impl).bind(ufunc, *inputs, **kwargs)
+    except TypeError as err:
+        raise UnsupportedError(f"numpy.{name}.{method}: {err}", user_loc()) from None
+    return impl(ufunc, *inputs, **kwargs)
 
 
 def supported_functions() -> list:
