@@ -303,7 +303,9 @@ class Tracer:
         # only called for attributes a tracer lacks: name the ndarray method we do not support
         # (attributes that are not methods, such as .strides, stay AttributeErrors for hasattr)
         if not name.startswith("_") and callable(getattr(np.ndarray, name, None)):
-            raise UnsupportedError(f"numpy.ndarray.{name} is not supported by vmapc on traced arrays; "
+            hint = (f" (it {'sorts' if name == 'sort' else 'works'} in place, and traced arrays are immutable; "
+                    f"use np.{name}(x))" if name in ("sort", "partition") else "")
+            raise UnsupportedError(f"numpy.ndarray.{name} is not supported by vmapc on traced arrays{hint}; "
                                    "see docs/numpy.md for the supported methods", user_loc())
         raise AttributeError(f"'Tracer' object has no attribute {name!r}")
 

@@ -20,7 +20,7 @@ from ..ir import Eqn, Var
 from iree.compiler import ir
 from iree.compiler.dialects import arith, tensor
 
-from .base import (_and, _is_f, _max_int, _min_int, _or, add, cmp, const, convert, element_type, index_const, loop_index,
+from .base import (_and, _is_f, _max_int, _min_int, _or, add, cmp, convert, element_type, index_const, loop_index,
                    maximum, minimum, mul, select, tensor_type)
 
 

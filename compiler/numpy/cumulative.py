@@ -14,7 +14,7 @@ import operator
 import numpy as _np
 
 from .. import dtypes as dt
-from ..errors import ShapeError, TracingError, UnsupportedError
+from ..errors import DTypeError, ShapeError, TracingError, UnsupportedError
 from ..tracing import user_loc
 
 from ._core import _axis, _b, _has_tracer, _implements, _is_tracer, _loops, _reject, _var, _wrap
@@ -108,7 +108,7 @@ def _accumulate_ufunc(ufunc, array, axis=0, dtype=None, out=None):
     if not _has_tracer((array,)):
         return ufunc.accumulate(array, axis=axis, dtype=dtype)
     if array.ndim == 0:
-        raise TracingError(f"{fname}: cannot accumulate on a scalar", user_loc())
+        raise DTypeError(f"{fname}: cannot accumulate on a scalar", user_loc())
     if axis is None:
         raise ShapeError(f"{fname}: accumulate does not allow multiple axes", user_loc())
     ax = _axis(axis, array.ndim, fname)

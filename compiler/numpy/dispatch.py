@@ -37,7 +37,9 @@ _UNSUPPORTED_HINTS = {
 
 def _qualname(func):
     mod = getattr(func, "__module__", "numpy") or "numpy"
-    if mod.startswith("numpy._core") or mod.startswith("numpy.core") or mod.startswith("numpy.lib"):
+    if mod.startswith(("numpy.lib.stride_tricks", "numpy.lib._stride_tricks")):
+        mod = "numpy.lib.stride_tricks"
+    elif mod.startswith("numpy._core") or mod.startswith("numpy.core") or mod.startswith("numpy.lib"):
         mod = "numpy"
     return f"{mod}.{func.__name__}"
 

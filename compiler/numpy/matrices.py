@@ -123,7 +123,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
     b = moveaxis(b, _axis(axisb, b.ndim, "numpy.cross axisb"), -1)
     na, nb = a.shape[-1], b.shape[-1]
     if na not in (2, 3) or nb not in (2, 3):
-        raise ShapeError("numpy.cross: incompatible dimensions for cross product\n(dimension must be 2 or 3)",
+        raise ShapeError("numpy.cross: incompatible dimensions for cross product (dimension must be 2 or 3)",
                          user_loc())
     if na == 2 or nb == 2:
         warnings.warn("Arrays of 2-dimensional vectors are deprecated. Use arrays of 3-dimensional vectors "
