@@ -87,5 +87,5 @@ RULES.update({name: (lambda f: lambda a, b: f(a, b))(f) for name, f in _BINARY.i
 RULES.update({
     "select": lambda c, a, b: np.where(c, a, b),
     "convert": lambda x, dtype: x.astype(dtype),
-    "bitcast": lambda x, dtype: np.ascontiguousarray(x).view(dtype),
+    "bitcast": lambda x, dtype: np.asarray(x).view(dtype),
 })
