@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vmapc
-from vmapc import driver, fuzz
+from vmapc import driver, fuzz, testing
 from vmapc.optimize import simplify
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
@@ -262,3 +262,19 @@ def test_concatenate_of_an_empty_slice_and_a_constant_beside_libm():
     got = compiled(simple, c, x)
     for g, w in zip(got, vmapc.eval(fn, c, x)):
         np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+def test_batched_dynamic_slice_clips_huge_unsigned_starts():
+    """The batching rule for per-example starts converted them to int64 before clipping, so a
+    uint64 start of 2**63 or more wrapped negative and clipped to 0, where one example
+    alone clips it to the last window (found by fuzzing the issue-16 ops)."""
+    fn = testing.single_op("dynamic_slice", [vmapc.ir.TensorType((5, 3), "float32"),
+                                                   vmapc.ir.TensorType((), "uint64"), vmapc.ir.TensorType((), "uint64")],
+                                 {"sizes": (2, 2)})
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    starts = np.array([2 ** 63 + 5, 1, 2 ** 64 - 1], np.uint64)
+    batched = vmapc.vmap(fn, in_dims=(None, 0, 0), axis_size=3)
+    want = np.stack([vmapc.eval(fn, x, s, t)[0] for s, t in zip(starts, starts[::-1])])
+    np.testing.assert_array_equal(vmapc.eval(batched, x, starts, starts[::-1].copy())[0], want)
+    np.testing.assert_array_equal(compiled(batched, x, starts, starts[::-1].copy())[0], want)
+    np.testing.assert_array_equal(want[0], x[3:5, 1:3])
