@@ -25,7 +25,10 @@ folded into the rows is one GEMM), reshapes are ``tensor.collapse_shape`` and
 ``expand_shape``, slices and concatenations are ``tensor.extract_slice`` and
 ``insert_slice``, padding is ``tensor.pad``. Gathers (``take``, ``take_along_axis``, ``dynamic_slice``, ``rev``) are
 generics over the output whose body computes an index and reads the operand
-with ``tensor.extract``; IREE vectorizes those as gathers.
+with ``tensor.extract``; IREE vectorizes those as gathers. Scans (``cumulative``) and
+``top_k`` use IREE's own ``iree_linalg_ext.scan`` and ``.topk`` (created by name: the
+Python bindings have no builders for that dialect), and ``sort`` is a bitonic network of
+generics in a ``scf.for`` loop (``sorting.py`` says why not ``iree_linalg_ext.sort``).
 
 Where IREE 3.13's CPU backend falls short of NumPy's numbers, the scalar bodies
 work around it rather than accept a wrong result: sin/cos/tan go through float64
