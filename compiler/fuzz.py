@@ -4,11 +4,11 @@ against the per-example loop.
 The generator (:func:`programs`, a `hypothesis <https://hypothesis.works>`_
 strategy) builds an *unbatched* program with :class:`vmapc.ir.Builder`, one
 equation at a time, over a pool of live values. Every op family appears:
-elementwise unary/binary/``select``/``convert``, reductions (``argmax`` too),
-``dot_general`` in several layouts (and with both operands the same value),
-reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
-take/take_along_axis/dynamic_slice, the writes scatter/update_slice, iota and constants.
-Shapes are small, with
+elementwise unary/binary/``select``/``convert``/``bitcast``, reductions (``argmax``
+too) and scans (``cumulative``), ``dot_general`` in several layouts (and with both
+operands the same value), reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
+take/take_along_axis/dynamic_slice, the writes scatter/update_slice, ``sort`` (with
+payloads and several keys) and ``top_k``, iota and constants. Shapes are small, with
 size-1 dims that broadcast and (rarely) size-0 dims; dtypes are all twelve;
 inputs sometimes hold NaN, infinities, -0.0 or full-range integers.
 
@@ -95,13 +95,15 @@ TINY = {dt.FLOAT16: 0.0, dt.FLOAT32: float(np.finfo(np.float32).tiny),
 TRANSCENDENTAL_ULPS = {dt.FLOAT16: 1.0, dt.FLOAT32: 8.0, dt.FLOAT64: 8.0}
 
 
-def is_inexact_result(op: str, operand_producers, dtype) -> bool:
+def is_inexact_result(op: str, operand_producers, dtype, attrs=None) -> bool:
     """Whether a float result of `op` may differ in its last bits between NumPy and IREE
     even with exact operands."""
     if not dt.is_float(dtype):
         return False
     if op in TRANSCENDENTAL or op in ("reduce_sum", "reduce_prod", "dot_general", "scatter_add"):
         return True
+    if op == "cumulative":
+        return (attrs or {}).get("combine") in ("add", "multiply")
     return op in ("add", "subtract") and any(p in PRODUCTS for p in operand_producers)
 
 
@@ -220,7 +222,8 @@ DTYPES = (dt.FLOAT32, dt.INT32, dt.BOOL, dt.FLOAT64, dt.INT64, dt.FLOAT16, dt.UI
           dt.INT16, dt.UINT16, dt.UINT32, dt.UINT64)
 FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadcast", "select",
             "convert", "slice", "concatenate", "rev", "pad", "take", "take_along_axis",
-            "dynamic_slice", "argreduce", "iota", "scatter", "update_slice")
+            "dynamic_slice", "argreduce", "iota", "scatter", "update_slice", "cumulative", "sort", "top_k",
+            "bitcast")
 
 
 class Generator:
@@ -269,15 +272,21 @@ class Generator:
 
     # -- values -----------------------------------------------------------------------------------
     def emit(self, op, *vals, **attrs):
+        return self.emit_multi(op, list(vals), attrs)[0]
+
+    def emit_multi(self, op, vals, attrs):
         self.step += 1
         self.b.loc = Loc("fuzz-program", self.step)
-        out = self.b.emit(op, *[v.var for v in vals], **attrs)
-        exact = all(v.exact for v in vals) and not is_inexact_result(op, [v.producer for v in vals], out.dtype)
-        if not dt.is_float(out.dtype):
-            exact = True
-        v = _Val(out, exact, op, any(v.live for v in vals))
-        self.pool.append(v)
-        return v
+        outs = []
+        for out in self.b.emit_multi(op, [v.var for v in vals], attrs):
+            exact = all(v.exact for v in vals) and not is_inexact_result(op, [v.producer for v in vals], out.dtype,
+                                                                          attrs)
+            if not dt.is_float(out.dtype):
+                exact = True
+            v = _Val(out, exact, op, any(v.live for v in vals))
+            self.pool.append(v)
+            outs.append(v)
+        return outs
 
     def new_input(self, shape, dtype, kind=None):
         if kind is None:
@@ -654,6 +663,39 @@ class Generator:
                     pass
             starts.append(self.index((), d + 2))
         return self.emit("update_slice", x, upd, *starts)
+    def g_cumulative(self):
+        x = self.pick(lambda v: v.rank >= 1)
+        combine = self.choice(("add", "multiply", "maximum", "minimum"))
+        if x.dtype == dt.BOOL and combine in ("add", "multiply") and self.flip(0.5):
+            x = self.as_dtype(x, self.choice((dt.INT32, dt.FLOAT32)))
+        return self.emit("cumulative", x, combine=combine, axis=self.int(0, x.rank - 1), reverse=self.flip(0.3))
+
+    def g_sort(self):
+        """Keys whose order is determined (exact floats), sometimes two, and payloads of any
+        value of the same shape."""
+        x = self.pick(lambda v: v.rank >= 1 and (v.exact or not dt.is_float(v.dtype)))
+        vals = [x]
+        for _ in range(self.int(0, 2)):
+            try:
+                vals.append(self.pick(lambda v: v.shape == x.shape and v is not x))
+            except _Skip:
+                break
+        keys = 1
+        if len(vals) > 1 and (vals[1].exact or not dt.is_float(vals[1].dtype)) and self.flip(0.3):
+            keys = 2
+        return self.emit_multi("sort", vals, {"axis": self.int(0, x.rank - 1), "descending": self.flip(0.3),
+                                              "num_keys": keys})[0]
+
+    def g_top_k(self):
+        x = self.pick(lambda v: v.rank >= 1 and (v.exact or not dt.is_float(v.dtype)))
+        return self.emit_multi("top_k", [x], {"k": self.int(0, x.shape[-1])})[0]
+
+    def g_bitcast(self):
+        """Same-size dtypes; floats only from inputs and constants (a NaN computed by NumPy and
+        by IREE may differ in its sign and payload bits, which bitcast would show)."""
+        x = self.pick(lambda v: v.dtype != dt.BOOL and (not dt.is_float(v.dtype) or v.producer in ("input", "constant")))
+        same = [d for d in DTYPES if d != dt.BOOL and d.itemsize == x.dtype.itemsize and d != x.dtype]
+        return self.emit("bitcast", x, dtype=self.choice(same))
 
     def g_iota(self):
         shape = self.shape(self.choice((1, 2, 3)))
@@ -802,6 +844,13 @@ def _perturb(e, ins, out, producers, rng):
             x = ins[0]
             n = int(np.prod([x.shape[a] for a in e.attrs["axes"]], dtype=np.int64))
             scale = (n + 1) * eps * np.abs(o64)
+        elif e.op == "cumulative" and e.attrs["combine"] in ("add", "multiply"):
+            ax = e.attrs["axis"]
+            n = ins[0].shape[ax] + 1
+            if e.attrs["combine"] == "add":
+                scale = n * eps * RULES["cumulative"](np.abs(ins[0].astype(np.float64)), "add", ax, e.attrs["reverse"])
+            else:
+                scale = n * eps * np.abs(o64)
         elif e.op == "dot_general":
             a, b = (np.abs(v.astype(np.float64)) for v in ins)
             k = int(np.prod([ins[0].shape[i] for i in e.attrs["contract"][0]], dtype=np.int64))

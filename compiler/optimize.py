@@ -22,7 +22,10 @@ is easier to read. ``simplify`` runs a few rewrites to a fixed point:
   IREE and folding them would only grow the module. IREE 3.13 miscompiles some
   reductions of constant data when its own constant evaluation is off (vmapc turns
   it off for modules that call libm): ``sum(k * k)`` of a broadcast constant ``k``
-  gave 1 instead of 2. Folding them here is also what NumPy computes;
+  gave 1 instead of 2. Folding them here is also what NumPy computes. A value with no
+  elements counts as known (it has no data), so a reduction over an empty axis of an
+  input folds to its identity: IREE proves that too, and then miscompiles what follows
+  it in the same way;
 * **empty operands**: a ``concatenate`` drops operands with nothing along its axis;
 * **sub-programs** (loop bodies, branches) are simplified the same way, each on its own;
   an equation carrying one is never folded here, since evaluating a loop could take as
@@ -82,11 +85,14 @@ def fold_constants(fn: Function) -> tuple:
     """`fn` with its small compile-time-constant results as literals (see the module
     docstring), and whether anything changed. Output values keep their identity, so
     types and batch-dim annotations are unchanged."""
-    known: dict = {}
+    # a value with no elements is known whatever computed it: it has no data
+    known: dict = {v: np.zeros(v.shape, v.dtype) for v in fn.inputs if _empty(v)}
     eqns = []
     changed = False
     for e in fn.eqns:
         sizes = [prod(v.shape) if is_static(v.shape) else None for v in e.outputs]
+        if not has_subfunctions(e) and all(_empty(v) for v in e.outputs):
+            known.update((v, np.zeros(v.shape, v.dtype)) for v in e.outputs)
         if (not has_subfunctions(e) and all(v in known for v in e.inputs) and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
             try:
                 with np.errstate(all="ignore"):
@@ -104,6 +110,10 @@ def fold_constants(fn: Function) -> tuple:
     if not changed:
         return fn, False
     return Function(fn.inputs, eqns, fn.outputs, fn.name, fn.arg_names, fn.bdims), True
+
+
+def _empty(v) -> bool:
+    return is_static(v.shape) and prod(v.shape) == 0
 
 
 def _simplify_once(fn: Function) -> tuple:

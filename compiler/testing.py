@@ -62,6 +62,12 @@ def random_array(rng, t: TensorType, kind: str = "any"):
         n = kind[1]
         lo = -n if not dt.is_unsigned(d) else 0
         return rng.integers(lo, builtins_max(n, 1), size=shape).astype(d)
+    if kind == "ties" and d != dt.BOOL:   # few distinct values (floats: NaN, -0.0 and 0.0 too)
+        x = rng.integers(0 if dt.is_unsigned(d) else -2, 3, size=shape).astype(d)
+        if dt.is_float(d):
+            x = np.where(rng.random(shape) < 0.15, np.nan, x).astype(d)
+            x = np.where(x == 0, np.where(rng.random(shape) < 0.5, -0.0, 0.0), x).astype(d)
+        return x
     if d == dt.BOOL:
         return rng.random(shape) < 0.5
     if dt.is_int(d):
@@ -250,6 +256,32 @@ def op_samples(dtypes: str = "all") -> list:
                 kinds = ["any", "any"] + [("index", n + 2) for n in xs]
                 out.append(Sample(f"update_slice_{xs}_{us}_{dt.short_name(d)}_{dt.short_name(idt)}",
                                   single_op("update_slice", ts, {}), _gen(ts, kinds)))
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.UINT8, dt.BOOL, dt.FLOAT64, dt.FLOAT16):
+        scans = [("add", (2, 3, 4), 1, False), ("multiply", (5,), 0, True), ("maximum", (2, 3, 4), 2, False),
+                 ("minimum", (4, 3), 0, True)]
+        for op, shape, axis, rev in scans if not few else scans[::3]:
+            t = _T(shape, d)
+            out.append(Sample(f"cumulative_{op}_{dt.short_name(d)}_{axis}_{rev}",
+                              single_op("cumulative", [t], {"combine": op, "axis": axis, "reverse": rev}),
+                              _gen([t], ["ties" if op in ("maximum", "minimum") else "any"])))
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.UINT8, dt.BOOL, dt.FLOAT64, dt.FLOAT16):
+        sorts = [([(4, 3), (4, 3)], 0, False, 1), ([(3, 7), (3, 7)], 1, True, 2), ([(3, 40)], 1, False, 1),
+                 ([(2, 5)], 1, False, 1), ([(6, 3)], 0, True, 1)]
+        for i, (shapes, axis, desc, nk) in enumerate(sorts if not few else sorts[:3]):
+            ts = [_T(sh, d if k < nk else dt.INT64) for k, sh in enumerate(shapes)]
+            out.append(Sample(f"sort_{i}_{dt.short_name(d)}",
+                              single_op("sort", ts, {"axis": axis, "descending": desc, "num_keys": nk}),
+                              _gen(ts, ["ties"] * len(ts))))
+        for shape, k in (((2, 6), 3), ((7,), 7), ((2, 3, 20), 4)) if not few else (((2, 6), 3), ((2, 3, 20), 4)):
+            t = _T(shape, d)
+            out.append(Sample(f"top_k_{shape}_{k}_{dt.short_name(d)}", single_op("top_k", [t], {"k": k}),
+                              _gen([t], ["ties"])))
+    casts = [(dt.FLOAT32, dt.INT32), (dt.INT32, dt.FLOAT32), (dt.FLOAT64, dt.UINT64), (dt.UINT16, dt.FLOAT16),
+             (dt.INT8, dt.UINT8)]
+    for s, d in casts if not few else casts[:2]:
+        t = _T((2, 3), s)
+        out.append(Sample(f"bitcast_{dt.short_name(s)}_{dt.short_name(d)}", single_op("bitcast", [t], {"dtype": d}),
+                          _gen([t], ["any"])))
     out.append(Sample("iota", single_op("iota", [], {"shape": (2, 3), "dimension": 1, "dtype": dt.INT32}),
                       lambda rng: []))
     out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),

@@ -347,7 +347,9 @@ class Tracer:
         # only called for attributes a tracer lacks: name the ndarray method we do not support
         # (attributes that are not methods, such as .strides, stay AttributeErrors for hasattr)
         if not name.startswith("_") and callable(getattr(np.ndarray, name, None)):
-            raise UnsupportedError(f"numpy.ndarray.{name} is not supported by vmapc on traced arrays; "
+            hint = (f" (it {'sorts' if name == 'sort' else 'works'} in place, and traced arrays are immutable; "
+                    f"use np.{name}(x))" if name in ("sort", "partition") else "")
+            raise UnsupportedError(f"numpy.ndarray.{name} is not supported by vmapc on traced arrays{hint}; "
                                    "see docs/numpy.md for the supported methods", user_loc())
         raise AttributeError(f"'Tracer' object has no attribute {name!r}")
 
@@ -409,7 +411,8 @@ def _install_operators():
         "var": vnp.var, "std": vnp.std, "ptp": vnp.ptp, "clip": vnp.clip, "round": vnp.round,
         "dot": vnp.dot, "squeeze": vnp.squeeze, "swapaxes": vnp.swapaxes, "take": vnp.take,
         "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.flatten, "conj": vnp.copy,
-        "copy": vnp.copy,
+        "copy": vnp.copy, "argsort": vnp.argsort, "argpartition": vnp.argpartition, "cumsum": vnp.cumsum,
+        "cumprod": vnp.cumprod, "diagonal": vnp.diagonal, "trace": vnp.trace, "view": vnp._view,
     }
     for name, f in methods.items():
         setattr(Tracer, name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(f))

@@ -74,7 +74,11 @@ def dynamic_slice_rule(b, args, bdims, sizes):
         dim = y.shape[i + 1] if y_batched else y.shape[i]
         if n == dim:
             continue  # the whole dim: the start is clamped to 0
-        s = b.convert(move_bdim_to_front(b, s, sd), dt.INT64)
+        s = move_bdim_to_front(b, s, sd)
+        if dt.is_unsigned(s.dtype):   # clip in the unsigned dtype: 2**63 and above would wrap negative in int64
+            top = b.constant(np.asarray(dim - n, s.dtype))
+            s = _e(b, "minimum", s, b.reshape(top, (1,) * s.rank))
+        s = b.convert(s, dt.INT64)
         lo = b.constant(np.zeros((), np.int64))
         hi = b.constant(np.asarray(dim - n, np.int64))
         if s.rank:

@@ -259,6 +259,57 @@ def unsupported_method():
     vmapc.trace(lambda x: x.sort(), F32[4])  # <-- unsupported_method
 
 
+@entry("trace", UnsupportedError, r"numpy\.bincount of traced values: the result's length .* depends on the data; "
+                                  r"pass a static minlength")
+def bincount_without_minlength():
+    vmapc.trace(lambda i: np.bincount(i), I32[5])  # <-- bincount_without_minlength
+
+
+@entry("trace", UnsupportedError, r"numpy\.histogram: bins='auto' chooses the number of bins from the data")
+def histogram_bins_estimator():
+    vmapc.trace(lambda x: np.histogram(x, bins="auto"), F32[5])  # <-- histogram_bins_estimator
+
+
+@entry("trace", UnsupportedError, r"ndarray\.view: viewing float32 as int16 \(another item size\) is not supported")
+def view_other_item_size():
+    vmapc.trace(lambda x: x.view(np.int16), F32[4])  # <-- view_other_item_size
+
+
+@entry("trace", UnsupportedError, r"numpy\.subtract\.accumulate is not supported by vmapc \(only add, multiply")
+def ufunc_accumulate_without_scan():
+    vmapc.trace(lambda x: np.subtract.accumulate(x), F32[4])  # <-- ufunc_accumulate_without_scan
+
+
+@entry("trace", UnsupportedError, r"numpy\.add\.at is not supported by vmapc \(traced arrays are immutable\)")
+def ufunc_at():
+    vmapc.trace(lambda x: np.add.at(x, [0], 1.0), F32[4])  # <-- ufunc_at
+
+
+@entry("trace", TracingError, r"top_k: k must be a static Python int")
+def top_k_traced_k():
+    vmapc.trace(lambda x, k: vmapc.numpy.top_k(x, k), F32[4], 2)  # <-- top_k_traced_k
+
+
+@entry("trace", ShapeError, r"top_k: k=5 is not in \[0, 4\] \(the size of axis 0\)")
+def top_k_too_many():
+    vmapc.trace(lambda x: vmapc.numpy.top_k(x, 5), F32[4])  # <-- top_k_too_many
+
+
+@entry("trace", OutOfBoundsError, r"numpy\.partition: kth\(=4\) out of bounds \(4\)")
+def partition_kth_out_of_bounds():
+    vmapc.trace(lambda x: np.partition(x, 4), F32[4])  # <-- partition_kth_out_of_bounds
+
+
+@entry("trace", ShapeError, r"numpy\.cross: incompatible dimensions for cross product")
+def cross_dimensions():
+    vmapc.trace(lambda a, b: np.cross(a, b), F32[4], F32[4])  # <-- cross_dimensions
+
+
+@entry("trace", ShapeError, r"sliding_window_view: window shape cannot be larger than input array shape")
+def window_too_large():
+    vmapc.trace(lambda x: np.lib.stride_tricks.sliding_window_view(x, 5), F32[4])  # <-- window_too_large
+
+
 @entry("trace", ShapeError, r"add: operands could not be broadcast together with shapes \(3,\) \(4,\)")
 def broadcast_mismatch():
     vmapc.trace(lambda x, y: x + y, F32[3], F32[4])  # <-- broadcast_mismatch

@@ -1183,6 +1183,299 @@ def test_vnp_asarray_stacks_lists_of_tracers():
         assert_same(got, want)
 
 
+# --- sorting, scans, diagonals, statistics (issue 16) ----------------------------------------
+
+
+def ties(shape, dtype, nan=True):
+    """Few distinct values, so that sorts meet ties; floats get NaNs, -0.0 and 0.0 too."""
+    d = np.dtype(dtype)
+    if d == np.bool_:
+        return arr(shape, d)
+    x = np.asarray(_rng.integers(0 if d.kind == "u" else -2, 3, shape), dtype=d)
+    if d.kind == "f":
+        if nan:
+            x = np.where(_rng.random(shape) < 0.2, np.nan, x).astype(d)
+        x = np.where(x == 0, np.where(_rng.random(shape) < 0.5, -0.0, 0.0), x).astype(d)
+    return x
+
+
+# vmapc's sorts are stable: compared with NumPy's stable kind (its default kind may order
+# equal elements differently; the sorted values agree whatever the kind)
+for _i, _d in enumerate(ALL):
+    _x = ties((3, 7), _d)
+    case(f"sort-{_d}", lambda x: (np.sort(x, kind="stable"), np.argsort(x, axis=0, stable=True),
+                                  np.argsort(x, axis=None, kind="stable")), _x)
+case("sort-nan-inf-zeros", lambda x: (np.sort(x, kind="stable"), np.argsort(x, kind="stable"), np.argsort(x[::-1], kind="stable")),
+     np.array([np.nan, 1.0, -np.inf, -0.0, np.inf, 0.0, np.nan, -1.0, 0.0, -0.0], np.float32))
+case("sort-int-extremes", lambda x: (np.sort(x), np.argsort(x, kind="stable")),
+     np.array([0, -2 ** 31, 2 ** 31 - 1, -1, 1, -2 ** 31], np.int32))
+case("sort-uint-extremes", lambda x: (np.sort(x), np.argsort(x, kind="stable")),
+     np.array([2 ** 32 - 1, 0, 2 ** 31, 2 ** 31 - 1, 1], np.uint32))
+case("sort-int64-uint64", lambda x, y: (np.sort(x), np.argsort(x, kind="stable"), np.sort(y)),
+     np.array([2 ** 62, -2 ** 63, 5, 5, -1], np.int64), np.array([2 ** 64 - 1, 0, 2 ** 63, 1], np.uint64))
+case("sort-long-axis", lambda x: (np.sort(x, kind="stable"), np.argsort(x, kind="stable")), ties((2, 37), "float32"))
+case("sort-empty-and-short", lambda a, b, c: (np.sort(a, axis=0), np.argsort(a), np.sort(b), np.argsort(c)),
+     arr((0, 3), "float32"), arr((3, 0), "int8"), arr((4, 1), "float64"))
+case("sort-default-kind-distinct", lambda x: (np.argsort(x), np.argsort(x, kind="quicksort"), np.argsort(-x, axis=0)),
+     np.random.default_rng(3).permutation(12).reshape(3, 4).astype(np.float32))
+case("sort-3d-axes", lambda x: (np.sort(x, axis=1, kind="stable"), np.argsort(x, axis=-3, kind="stable"),
+                                np.sort(x, axis=-2, kind="stable")), ties((2, 3, 5), "int16"))
+case("lexsort", lambda a, b: (np.lexsort((a, b)), np.lexsort((b, a, b)), np.lexsort(np.stack([a, b]))),
+     ties((9,), "float32"), ties((9,), "int8"))
+case("lexsort-axis", lambda a, b: np.lexsort((a, b), axis=0), ties((5, 3), "int32"), ties((5, 3), "uint8"))
+# NumPy's partition leaves each side in an order of its own; compared: the kth elements, and
+# the sides' contents
+case("partition", lambda x: (np.partition(x, 3)[..., 3], np.partition(x, -1, axis=0)[-1],
+                             np.sort(np.partition(x, (1, 4)), axis=-1, kind="stable"),
+                             np.partition(x, 2, axis=None)[2]),
+     ties((3, 6), "float32"))
+case("argpartition", lambda x: (np.take_along_axis(x, np.argpartition(x, 2), -1)[..., 2],
+                                np.take_along_axis(x, np.argpartition(x, (0, 3), axis=0), 0)[[0, 3]]),
+     ties((4, 5), "int32"))
+
+
+@pytest.mark.parametrize("d", ["float32", "int8", "uint16", "float16"])
+def test_partition_is_a_partition(d):
+    """Every element before kth is <= x[kth] and every one after is >= it (NaN last)."""
+    x = ties((4, 9), d)
+    for k in (0, 4, 8, -2):
+        fn, (p, ip) = run_vmapc(lambda x: (np.partition(x, k), np.argpartition(x, k)), x)
+        kth = np.sort(x, axis=-1, kind="stable")[:, k]
+        assert_same(p[:, k], kth)
+        assert_same(np.take_along_axis(x, ip, -1), p)
+        assert_same(np.sort(p, axis=-1, kind="stable"), np.sort(x, axis=-1, kind="stable"), signed_zeros=False)
+        k_ = k % x.shape[-1]
+        for row, v in zip(p, kth):
+            if not np.isnan(v):
+                after = row[k_ + 1:]
+                assert (row[:k_] <= v).all() and ((after >= v) | np.isnan(after)).all(), (row, k)
+
+
+@pytest.mark.parametrize("d", ALL)
+def test_top_k(d):
+    """vmapc.numpy.top_k: the k largest along an axis, largest first, equal values in order of
+    position, NaN largest; against a stable sort of the reversed order, and on concrete arrays."""
+    x = ties((3, 8), d)
+    for k, axis in ((3, -1), (8, 1), (0, -1), (2, 0)):
+        moved = np.moveaxis(x, axis, -1)
+        order = np.argsort(moved[..., ::-1], axis=-1, kind="stable")[..., ::-1]
+        idx = (moved.shape[-1] - 1 - order)[..., :k]
+        want = (np.moveaxis(np.take_along_axis(moved, idx, -1), -1, axis), np.moveaxis(idx, -1, axis))
+        fn, got = run_vmapc(lambda x: vnp.top_k(x, k, axis=axis), x)
+        for g, w, c in zip(got, want, vnp.top_k(x, k, axis=axis)):
+            assert_same(g, w)
+            assert_same(c, w)
+        if d in ("float32", "float16") and k and axis == -1:   # NaN counts as the largest
+            assert (np.isnan(got[0][:, 0]) == np.isnan(x).any(axis=-1)).all()
+
+
+def test_top_k_rejects_bad_k():
+    with pytest.raises(vmapc.errors.ShapeError, match="k=9"):
+        vmapc.trace(lambda x: vnp.top_k(x, 9), arr((2, 8), "float32"))
+    with pytest.raises(vmapc.errors.TracingError, match="static"):
+        vmapc.trace(lambda x, k: vnp.top_k(x, k), arr((2, 8), "float32"), 2)
+    with pytest.raises(vmapc.errors.DTypeError, match="int"):
+        vnp.top_k(arr((8,), "float32"), 2.0)
+
+
+for _d in ALL:
+    _x = arr((3, 4), _d)
+    case(f"cumsum-{_d}", lambda x: (np.cumsum(x), np.cumsum(x, axis=0), np.cumsum(x, axis=-1, dtype=np.float64),
+                                    x.cumsum(1)), _x)
+    case(f"cumprod-{_d}", lambda x: (np.cumprod(x, axis=1), np.cumprod(x[:, :3], axis=0), x.cumprod()), _x)
+    case(f"accumulate-{_d}", lambda x: (np.maximum.accumulate(x, axis=1), np.minimum.accumulate(x),
+                                        np.add.accumulate(x, axis=-1), np.logical_or.accumulate(x, axis=1),
+                                        np.multiply.accumulate(x[:, :2], axis=1, dtype=np.float32)), _x)
+    if _d != "bool":
+        case(f"diff-{_d}", lambda x: (np.diff(x), np.diff(x, n=2, axis=0), np.diff(x, 0), np.diff(x, n=5)), _x)
+case("cumsum-float-order", lambda x: (np.cumsum(x), np.cumsum(x[::-1])), np.array([1e8, 1.0, -1e8, 1.0, 3.5], np.float32))
+case("cummax-nan", lambda x: (np.maximum.accumulate(x), np.minimum.accumulate(x), np.fmax.reduce(x) if False else
+                              np.cumsum(x)), np.array([1.0, np.nan, 3.0, -1.0], np.float64))
+case("cumsum-0d-and-empty", lambda a, b: (np.cumsum(a), np.cumprod(b, axis=1), np.cumsum(b)), arr((), "int8"),
+     arr((2, 0), "float32"))
+case("cumulative_sum", lambda x: (np.cumulative_sum(x, axis=1), np.cumulative_sum(x, axis=0, include_initial=True),
+                                  np.cumulative_prod(x[0], include_initial=True),
+                                  np.cumulative_prod(x, axis=-1, dtype=np.int8)), arr((3, 4), "int16"))
+case("diff-bool-prepend-append", lambda x, y: (np.diff(x), np.diff(y, prepend=0, append=[[9], [8]]),
+                                               np.diff(y, axis=0, prepend=y[:1]), np.diff(y.astype(np.uint8))),
+     arr((5,), "bool"), arr((2, 4), "int32"))
+case("ufunc-outer", lambda a, b: (np.add.outer(a, b), np.multiply.outer(a, b[0]), np.maximum.outer(b, a),
+                                  np.less.outer(a, 2.5), np.arctan2.outer(a[:2], b), np.hypot.outer(a, a)),
+     arr((3,), "float32"), arr((2, 2), "float64"))
+case("ufunc-reduce-initial", lambda x: (np.add.reduce(x, initial=3), np.maximum.reduce(x, axis=1, initial=1),
+                                        np.minimum.reduce(x[:, :0], axis=1, initial=5),
+                                        np.multiply.reduce(x, axis=None, dtype=np.float64), np.add.reduce(x, keepdims=True)),
+     arr((2, 3), "int8"))
+for _d in ("int8", "float32", "bool", "uint16"):
+    case(f"reduce-initial-{_d}", lambda x: (np.sum(x, initial=1), np.prod(x, axis=0, initial=2),
+                                            np.max(x, axis=1, initial=0), np.min(x, initial=1, keepdims=True),
+                                            np.max(x[:0], axis=0, initial=7), np.sum(x[:, :0], axis=1, initial=4)),
+         arr((2, 3), _d))
+case("reduce-initial-nan", lambda x: (np.max(x, initial=np.nan), np.min(x, initial=-np.inf), np.sum(x, initial=0.5)),
+     arr((3,), "float32"))
+
+for _d in ("float32", "int8", "bool"):
+    _m = arr((3, 4), _d)
+    case(f"diagonal-{_d}", lambda m: (np.diagonal(m), np.diagonal(m, 1), np.diagonal(m, -2), np.diagonal(m, 5),
+                                      m.diagonal(offset=-1)), _m)
+    case(f"diag-{_d}", lambda m: (np.diag(m), np.diag(m, 2), np.diag(m[0]), np.diag(m[1], -1), np.diag(m[2], 2),
+                                  np.diagflat(m[:2, :2], 1)), _m)
+    case(f"triu-tril-{_d}", lambda m: (np.triu(m), np.tril(m), np.triu(m, 1), np.tril(m, -1), np.triu(m[0], -1),
+                                       np.tril(m, 7)), _m)
+case("trace", lambda m, t: (np.trace(m), np.trace(m, 1), np.trace(t, axis1=1, axis2=2), np.trace(t, -1, 2, 0),
+                            m.trace(), np.trace(m.astype(np.int8), dtype=np.float32)), arr((3, 4), "int16"),
+     arr((2, 3, 4), "float32"))
+case("diagonal-3d", lambda t: (np.diagonal(t, axis1=1, axis2=2), np.diagonal(t, 1, 2, 0), np.diagonal(t, 0, -1, -3)),
+     arr((2, 3, 4), "float64"))
+case("diag-empty", lambda v: (np.diag(v), np.diag(v, 2)), arr((0,), "float32"))
+case("cross", lambda a, b: (np.cross(a, b), np.cross(a[0], b), np.cross(a, b, axisc=0), np.cross(b.T, a, axisa=0),
+                            np.cross(a, b, axis=-1)), arr((4, 3), "float32"), arr((4, 3), "float64"))
+case("cross-2d-vectors", lambda a, b: (np.cross(a, b), np.cross(a, np.ones(3, np.int16)), np.cross(np.ones(3), a)),
+     arr((2, 2), "int16"), arr((2, 2), "int16"))
+case("cross-int", lambda a, b: np.cross(a, b), arr((3,), "int8"), arr((5, 3), "uint8"))
+
+case("modf-copysign-special", lambda x: (np.modf(x), np.copysign(x, -1.0), np.copysign(3, x), np.signbit(x),
+                                         np.copysign(x, x[::-1])),
+     np.array([-0.5, 2.5, -3.0, np.inf, -np.inf, np.nan, -np.nan, -0.0, 0.0, 1e30], np.float32))
+case("unstack", lambda x: (np.unstack(x), np.unstack(x, axis=1), np.unstack(x, axis=-1), np.unstack(x[:0])),
+     arr((2, 3, 2), "int32"))
+case("sliding_window_view", lambda x: (np.lib.stride_tricks.sliding_window_view(x, 3, axis=1),
+                                       np.lib.stride_tricks.sliding_window_view(x, (2, 2)),
+                                       np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 1)),
+                                       np.lib.stride_tricks.sliding_window_view(x[0], 5)),
+     arr((3, 5), "float32"))
+case("view-same-size", lambda f, i: (f.view(np.int32), f.view(np.uint32), i.view(np.float32), f.view(), f.view(np.ndarray),
+                                     i.view(np.uint32).view(np.int32), f.astype(np.float16).view(np.int16),
+                                     f.astype(np.float64).view(np.uint64), (i > 0).view(np.uint8)),
+     np.array([1.5, -0.0, np.inf, np.nan, -2.0], np.float32), arr((5,), "int32"))
+case("ascontiguousarray", lambda x: (vnp.ascontiguousarray(x), vnp.ascontiguousarray(x[0, 0], np.float64),
+                                     vnp.asfortranarray(x, dtype=np.int8), vnp.asfortranarray(x[0, 0])),
+     arr((2, 3), "float32"))
+case("copy-order", lambda x: (x.copy(order="F"), x.copy(), np.copy(x, order="C"), x.copy("A")), arr((2, 3), "float32"))
+
+_S, _T = np.float32(0.5), np.float32(-3.0)
+case("linspace-traced", lambda s, t: (np.linspace(s, t, 5), np.linspace(s, t, 4, endpoint=False),
+                                      np.linspace(s, t, 1), np.linspace(s, t, 0), np.linspace(0, t, 6, dtype=np.int32),
+                                      np.linspace(s, 7.0, 3, retstep=True)), _S, _T)
+case("linspace-arrays", lambda s, t: (np.linspace(s, t, 3), np.linspace(s, t, 4, axis=-1), np.linspace(s[0], t, 2, axis=1)),
+     arr((2,), "float64"), arr((3, 2), "float64"))
+case("linspace-ints-and-equal-ends", lambda s, t: (np.linspace(s, t, 5), np.linspace(s, s, 4), np.linspace(t, s, 3)),
+     np.int8(3), np.int8(-4))
+case("linspace-weak", lambda s: (np.linspace(0, s, 3), np.linspace(s, 1, 2, endpoint=False, retstep=True)),
+     np.float16(2.0))
+case("meshgrid", lambda a, b, c: (np.meshgrid(a, b), np.meshgrid(a, b, c, indexing="ij"), np.meshgrid(a, b, sparse=True),
+                                  np.meshgrid(a), np.meshgrid(a, np.arange(2)), np.meshgrid(a, b, c, sparse=True, copy=False)),
+     arr((3,), "float32"), arr((2,), "int8"), arr((4,), "float64"))
+case("mgrid-ogrid", lambda x: (np.mgrid[0:2, 0:3] * x, np.ogrid[0:2, 0:3][1] + x, np.mgrid[0:1:3j] + x[0, 0]),
+     arr((2, 3), "float32"))
+
+_M = _rng.standard_normal((3, 8))
+case("cov", lambda m: (np.cov(m), np.cov(m, bias=True), np.cov(m, ddof=0), np.cov(m, rowvar=False), np.cov(m[0]),
+                       np.cov(m[0], m[1]), np.cov(m, m[:2]), np.cov(m.astype(np.float32)), np.cov(m, dtype=np.float32),
+                       np.cov(m[:, :1])), _M)
+case("cov-weights", lambda m, fw, aw: (np.cov(m, fweights=fw), np.cov(m, aweights=aw), np.cov(m, fweights=fw, aweights=aw),
+                                       np.cov(m, aweights=aw, ddof=0), np.cov(m, fweights=fw, bias=True)),
+     _M, np.array([1, 2, 1, 3, 1, 1, 2, 1]), np.abs(_rng.standard_normal(8)))
+case("cov-static-weights", lambda m: np.cov(m, fweights=np.array([1, 2, 1, 3, 1, 1, 2, 1])), _M)
+case("cov-int", lambda m: (np.cov(m), np.corrcoef(m)), arr((2, 5), "int8"))
+case("corrcoef", lambda m: (np.corrcoef(m), np.corrcoef(m[0], m[1]), np.corrcoef(m, rowvar=False), np.corrcoef(m[0]),
+                            np.corrcoef(m, dtype=np.float32)), _M)
+
+_H = _rng.standard_normal(40)
+case("histogram", lambda a: (np.histogram(a), np.histogram(a, bins=4, range=(-1, 1.5)), np.histogram(a, bins=[-3, -1, 0, 0.5, 2]),
+                             np.histogram(a, bins=np.array([0, 1, 2])), np.histogram(a, 3, density=True),
+                             np.histogram(a, 5, range=(0, 0))), _H)
+# float32 weights are summed in float64 and rounded to float32, in whatever order the sum runs
+case("histogram-weights", lambda a, w: (np.histogram(a, 4, weights=w), np.histogram(a, [-1, 0, 1], weights=w),
+                                        np.histogram(a, 3, weights=w, density=True)), _H, np.abs(_H).astype(np.float32),
+     rtol=1e-6)
+case("histogram-ints", lambda a: (np.histogram(a, 3), np.histogram(a, 4, range=(0, 4)), np.histogram(a[:1], 2),
+                                  np.histogram(a, bins=[0, 2, 9])), np.array([[0, 1, 1], [2, 4, 4]], np.int16))
+case("histogram-edges-and-nan", lambda a: (np.histogram(a, 2, range=(0, 2)), np.histogram(a, [0, 1, 2])),
+     np.array([0.0, 1.0, 2.0, np.nan, -1.0, 3.0, 1.0], np.float32))
+case("histogram-traced-range", lambda a, lo, hi: np.histogram(a, 4, range=(lo, hi)), _H, -1.0, 2.0)
+case("bincount", lambda i, w: (np.bincount(i, minlength=7), np.bincount(i, w, minlength=8),
+                               np.bincount(np.array([0, 3, 3]), minlength=5) + np.bincount(i, minlength=5)[:5]),
+     np.array([0, 1, 1, 4, 6, 1], np.int32), arr((6,), "float32"))
+case("bincount-bool-uint8", lambda b, u: (np.bincount(b, minlength=2), np.bincount(u, minlength=10)),
+     arr((5,), "bool"), arr((6,), "uint8"))
+
+
+def test_bincount_drops_values_outside_minlength():
+    """The result has exactly minlength bins: larger and negative values are not counted
+    (NumPy would grow the result or raise; documented in docs/numpy.md)."""
+    i = np.array([0, 1, 9, -2, 1, 3], np.int64)
+    fn, got = run_vmapc(lambda i: np.bincount(i, minlength=4), i)
+    assert_same(got, np.bincount(i[(i >= 0) & (i < 4)], minlength=4))
+
+
+def test_histogram_nan_data_counts_nothing():
+    """NaN data with the default range: NumPy raises (the range is not finite); vmapc's edges
+    become NaN and every count 0 (docs/numpy.md)."""
+    fn, (n, edges) = run_vmapc(lambda a: np.histogram(a, 3), np.array([1.0, np.nan, 2.0]))
+    assert (n == 0).all() and n.dtype == np.int64 and np.isnan(edges).all()
+
+
+SORT_ERRORS = {
+    "sort-axis": lambda x: np.sort(x, axis=2),
+    "sort-0d": lambda x: np.sort(x[0, 0]),
+    "sort-kind": lambda x: np.sort(x, kind="bogus"),
+    "argsort-kind-and-stable": lambda x: np.argsort(x, kind="stable", stable=True),
+    "partition-kth": lambda x: np.partition(x, 3),
+    "partition-kth-negative": lambda x: np.partition(x, -4),
+    "argpartition-kth-float": lambda x: np.argpartition(x, 1.0),
+    "lexsort-shapes": lambda x: np.lexsort((x, x[0])),
+    "cumsum-axis": lambda x: np.cumsum(x, axis=2),
+    "accumulate-0d": lambda x: np.add.accumulate(x[0, 0]),
+    "cumulative_sum-2d-no-axis": lambda x: np.cumulative_sum(x),
+    "diff-negative": lambda x: np.diff(x, n=-1),
+    "diff-0d": lambda x: np.diff(x[0, 0]),
+    "diagonal-1d": lambda x: np.diagonal(x[0]),
+    "diagonal-same-axes": lambda x: np.diagonal(x, 0, 1, 1),
+    "diag-3d": lambda x: np.diag(x[None]),
+    "cross-dims": lambda x: np.cross(x[:, :1], x),
+    "cross-0d": lambda x: np.cross(x[0, 0], x),
+    "unstack-0d": lambda x: np.unstack(x[0, 0]),
+    "window-too-large": lambda x: np.lib.stride_tricks.sliding_window_view(x, 4, axis=1),
+    "window-negative": lambda x: np.lib.stride_tricks.sliding_window_view(x, (-1, 2)),
+    "window-axes": lambda x: np.lib.stride_tricks.sliding_window_view(x, (2,)),
+    "linspace-negative-num": lambda x: np.linspace(x[0, 0], x[1, 1], -1),
+    "meshgrid-indexing": lambda x: np.meshgrid(x[0], x[1], indexing="xx"),
+    "cov-3d": lambda x: np.cov(x[None, None]),
+    "histogram-bins-0": lambda x: np.histogram(x, 0),
+    "histogram-bins-decreasing": lambda x: np.histogram(x, [1, 0]),
+    "histogram-range": lambda x: np.histogram(x, 3, range=(1, 0)),
+    "histogram-weights-shape": lambda x: np.histogram(x, 3, weights=x[0]),
+    "bincount-float": lambda x: np.bincount(x[0], minlength=3),
+    "bincount-2d": lambda x: np.bincount(x.astype(np.int64), minlength=3),
+    "copy-order": lambda x: x.copy(order="Z"),
+    "reduce-initial-overflow": lambda x: np.max(x.astype(np.uint8), initial=300),
+}
+
+
+@pytest.mark.parametrize("name", list(SORT_ERRORS))
+def test_issue16_functions_reject_what_numpy_rejects(name):
+    same = name not in ("reduce-initial-overflow", "histogram-bins-0", "cross-0d", "argpartition-kth-float")
+    check_raises(SORT_ERRORS[name], arr((2, 3), "float32"), same_builtin=same)
+
+
+@pytest.mark.parametrize("f, match", [
+    (lambda x: np.bincount(x), "minlength"),
+    (lambda x: np.histogram(x, bins="auto"), "depends on the data"),
+    (lambda x: x.view(np.int8), "same size"),
+    (lambda x: (x > 0).view(np.int8).view(bool), "bool"),
+    (lambda x: np.subtract.accumulate(x), "subtract.accumulate"),
+    (lambda x: np.subtract.reduce(x), "subtract.reduce"),
+    (lambda x: np.add.at(x, [0], 1), "immutable"),
+    (lambda x: np.sort(x, order="f"), "order"),
+    (lambda x: np.lib.stride_tricks.sliding_window_view(x, 2, writeable=True), "writeable"),
+], ids=["bincount", "histogram-auto", "view-size", "view-bool", "accumulate", "reduce", "at", "sort-order",
+        "window-writeable"])
+def test_issue16_unsupported(f, match):
+    with pytest.raises(UnsupportedError, match=match):
+        vmapc.trace(f, arr((4,), "int32"))
+
+
 # --- ufunc keyword arguments ---------------------------------------------------------------
 
 for _d in ALL:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vmapc
-from vmapc import driver, fuzz
+from vmapc import driver, fuzz, testing
 from vmapc.optimize import simplify
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
@@ -465,8 +465,6 @@ def test_modules_with_loops_compile_without_aggressive_fusion():
 
 @pytest.mark.xfail(strict=True, reason="IREE 3.13: aggressive fusion leaves a result of several "
                    "while loops unallocated (ref is null)")
-
-
 def test_aggressive_fusion_with_several_while_loops():
     fn, args = _several_while_loops()
     flags = (vmapc.targets.AGGRESSIVE_FUSION + "=true",)
@@ -492,3 +490,46 @@ def test_gathers_from_a_strided_slice_compile():
     b, d = compiled(fn, x, i)
     np.testing.assert_array_equal(b, x[1:4, 0:5:2][::-1])
     np.testing.assert_array_equal(d, np.take(x[0:4:2, 1:4], i, axis=0))
+
+
+def test_batched_dynamic_slice_clips_huge_unsigned_starts():
+    """The batching rule for per-example starts converted them to int64 before clipping, so a
+    uint64 start of 2**63 or more wrapped negative and clipped to 0, where one example
+    alone clips it to the last window (found by fuzzing the issue-16 ops)."""
+    fn = testing.single_op("dynamic_slice", [vmapc.ir.TensorType((5, 3), "float32"),
+                                                   vmapc.ir.TensorType((), "uint64"), vmapc.ir.TensorType((), "uint64")],
+                                 {"sizes": (2, 2)})
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    starts = np.array([2 ** 63 + 5, 1, 2 ** 64 - 1], np.uint64)
+    batched = vmapc.vmap(fn, in_dims=(None, 0, 0), axis_size=3)
+    want = np.stack([vmapc.eval(fn, x, s, t)[0] for s, t in zip(starts, starts[::-1])])
+    np.testing.assert_array_equal(vmapc.eval(batched, x, starts, starts[::-1].copy())[0], want)
+    np.testing.assert_array_equal(compiled(batched, x, starts, starts[::-1].copy())[0], want)
+    np.testing.assert_array_equal(want[0], x[3:5, 1:3])
+
+
+_EMPTY_REDUCTION_BESIDE_LIBM = """{ lambda a:i8[2,3,5] x:f64[3] .
+    c:i8[2,0,0] = slice[start=(0, 0, 2), limit=(2, 0, 2), step=(1, 1, 1)] a
+    n:bool[2,0,0] = convert[dtype=bool] c
+    o:bool[2] = reduce_all[axes=(2, 1)] n
+    p:f32[2] = convert[dtype=f32] o
+    q:f32[] = constant[value=0.5]
+    r:f32[2] = broadcast_in_dim[shape=(2,), dims=()] q
+    s:f32[] = dot_general[contract=((0,), (0,)), batch=((), ())] r p
+    t:f64[3] = tanh x
+  in (s, t) }"""
+
+
+def test_reduction_over_an_empty_axis_beside_libm():
+    """The fuzzer's program (with sorts around it): a reduction over an empty slice of an
+    input is a constant (True), which IREE proves, and then, with its own constant
+    evaluation off (a module that calls libm), computed 0.5 for the dot product of it
+    with a broadcast 0.5 instead of 1. simplify now counts values with no elements as
+    known, so the reduction and the dot fold to literals first."""
+    fn = vmapc.parse(_EMPTY_REDUCTION_BESIDE_LIBM)
+    simple = simplify(fn)
+    assert "dot_general" not in [e.op for e in simple.eqns]
+    a, x = np.ones((2, 3, 5), np.int8), np.linspace(0, 1, 3)
+    got = compiled(simple, a, x)
+    assert got[0] == np.float32(1.0)
+    np.testing.assert_allclose(got[1], np.tanh(x), rtol=1e-12)

@@ -195,8 +195,8 @@ def test_len_and_iter_of_0d():
 
 # --- unsupported functions and arguments ------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["cumsum", "cumprod", "sort", "argsort", "nonzero", "unique", "argwhere",
-                                  "flatnonzero", "diff", "median", "trace", "diagonal", "histogram",
+@pytest.mark.parametrize("name", ["nancumsum", "nancumprod", "nonzero", "unique", "argwhere",
+                                  "flatnonzero", "ediff1d", "median", "nanmax", "gradient", "trapezoid",
                                   "count_nonzero"])
 def test_unsupported_numpy_function_is_named(name):
     f = getattr(np, name)
@@ -213,7 +213,7 @@ def test_data_dependent_shapes_say_so(name):
         vmapc.trace(lambda x: getattr(np, name)(x), F32)
 
 
-@pytest.mark.parametrize("name", ["cumsum", "sort", "argsort", "nonzero", "view", "tobytes", "diagonal"])
+@pytest.mark.parametrize("name", ["sort", "partition", "nonzero", "byteswap", "tobytes", "resize"])
 def test_unsupported_ndarray_method_is_named(name):
     with pytest.raises(UnsupportedError, match=rf"numpy\.ndarray\.{name} is not supported"):
         vmapc.trace(lambda x: getattr(x, name)(), F32)
@@ -227,11 +227,12 @@ def test_where_with_one_argument():
 
 
 @pytest.mark.parametrize("f,what", [
-    (lambda x: np.add.accumulate(x), "numpy.add.accumulate"), (lambda x: np.add.outer(x, x, dtype=int), "numpy.add.outer"),
+    (lambda x: np.subtract.accumulate(x), "numpy.subtract.accumulate"),
+    (lambda x: np.add.reduceat(x, [0]), "numpy.add.reduceat"), (lambda x: np.ldexp.outer(x, x), "numpy.ldexp.outer"),
     (lambda x: np.divide.at(x, [0], 2.0), "numpy.divide.at"), (lambda x: np.subtract.reduce(x), "numpy.subtract.reduce"),
     (lambda x: x.astype(np.int32) << 1, "numpy.left_shift"), (lambda x: 1 >> x.astype(np.int8), "numpy.right_shift"),
-    (lambda x: np.ldexp(x, 2), "numpy.ldexp"), (lambda x: np.copysign(x, 1.0), "numpy.copysign"),
-], ids=["accumulate", "outer", "at", "subtract.reduce", "lshift", "rshift", "ldexp", "copysign"])
+    (lambda x: np.ldexp(x, 2), "numpy.ldexp"), (lambda x: np.nextafter(x, 1.0), "numpy.nextafter"),
+], ids=["accumulate", "reduceat", "outer", "at", "subtract.reduce", "lshift", "rshift", "ldexp", "nextafter"])
 def test_unsupported_ufuncs_and_methods_are_named(f, what):
     with pytest.raises(UnsupportedError) as e:
         vmapc.trace(f, F32)
@@ -245,10 +246,10 @@ M = np.ones((3, 4), bool)
     (lambda x: np.add(x, x, where=M), "where"), (lambda x: np.sqrt(x, where=M), "where"),
     (lambda x: np.multiply(x, 2, casting="unsafe"), "casting"), (lambda x: np.add(x, 1, order="F"), "order"),
     (lambda x: np.sum(x, where=M), "where"),
-    (lambda x: np.max(x, initial=0.0), "initial"), (lambda x: np.mean(x, where=M), "where"),
+    (lambda x: np.max(x, where=M), "where"), (lambda x: np.mean(x, where=M), "where"),
     (lambda x: np.prod(x, initial=1), "initial"), (lambda x: np.any(x, where=M), "where"),
     (lambda x: np.var(x, mean=np.zeros((1, 1))), "mean"), (lambda x: x.sum(where=M), "where"),
-    (lambda x: np.add.reduce(x, initial=0), "initial"), (lambda x: np.maximum.reduce(x, where=M), "where"),
+    (lambda x: np.logical_or.reduce(x > 0, initial=False), "initial"), (lambda x: np.maximum.reduce(x, where=M), "where"),
     (lambda x: np.reshape(x, (4, 3), order="F"), "order"), (lambda x: np.ravel(x, "F"), "order"),
     (lambda x: x.reshape(12, order="F"), "order"), (lambda x: x.astype(np.int8, order="F"), "order"),
     (lambda x: x.astype(np.int8, casting="safe"), "casting"), (lambda x: np.pad(x, 1, mode="reflect"), "mode"),

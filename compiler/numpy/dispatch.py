@@ -10,11 +10,13 @@ import numpy as _np
 from ..errors import UnsupportedError
 from ..tracing import user_loc
 
-from ._core import _reject
+from ._core import _is_tracer, _reject
 from . import ufuncs
 from .ufuncs import _SUPPORTED_UFUNCS
 from .reductions import all, any, max, min, prod, sum
 from .contractions import matmul
+from .cumulative import _accumulate_ufunc
+from .shape import reshape
 from .linalg import _HANDLED
 
 # --- NumPy dispatch ----------------------------------------------------------------------------
@@ -31,7 +33,9 @@ _UNSUPPORTED_HINTS = {
 
 def _qualname(func):
     mod = getattr(func, "__module__", "numpy") or "numpy"
-    if mod.startswith("numpy._core") or mod.startswith("numpy.core") or mod.startswith("numpy.lib"):
+    if mod.startswith(("numpy.lib.stride_tricks", "numpy.lib._stride_tricks")):
+        mod = "numpy.lib.stride_tricks"
+    elif mod.startswith("numpy._core") or mod.startswith("numpy.core") or mod.startswith("numpy.lib"):
         mod = "numpy"
     return f"{mod}.{func.__name__}"
 
@@ -55,6 +59,49 @@ _REDUCE_METHODS = {"add": sum, "multiply": prod, "maximum": max, "minimum": min,
                    "logical_and": all, "logical_or": any}
 
 
+def _ufunc_reduce(ufunc, a, axis=0, dtype=None, out=None, keepdims=False, initial=_np._NoValue, where=True):
+    name = ufunc.__name__
+    _reject(f"numpy.{name}.reduce", where=where)
+    if name not in _REDUCE_METHODS:
+        raise UnsupportedError(f"numpy.{name}.reduce is not supported by vmapc (add, multiply, maximum, minimum, "
+                               "logical_and and logical_or are)", user_loc())
+    kw = {"keepdims": keepdims}
+    if name in ("add", "multiply"):
+        kw["dtype"] = dtype
+    elif dtype is not None:
+        a = ufuncs.astype(a, dtype)
+    if initial is not _np._NoValue:
+        if name in ("logical_and", "logical_or"):
+            raise UnsupportedError(f"numpy.{name}.reduce: argument `initial` is not supported by vmapc", user_loc())
+        kw["initial"] = initial
+    r = _REDUCE_METHODS[name](a, axis=axis, **kw)
+    if out is not None:
+        from .writes import write_out
+        return write_out(r, out, f"numpy.{name}.reduce", "unsafe", exact_shape=True)
+    return r
+
+
+def _ufunc_at(ufunc, *args, **kwargs):
+    from .writes import ufunc_at
+    return ufunc_at(ufunc, *args, **kwargs)
+
+
+def _ufunc_outer(ufunc, a, b, **kwargs):
+    """ufunc.outer: the ufunc of every element of a with every element of b."""
+    name = ufunc.__name__
+    f = getattr(ufuncs, name, None) if name in _SUPPORTED_UFUNCS and ufunc.nin == 2 else None
+    if f is None or name == "matmul":
+        raise UnsupportedError(f"numpy.{name}.outer is not supported by vmapc", user_loc())
+    a = a if _is_tracer(a) else _np.asarray(a)
+    b = b if _is_tracer(b) else _np.asarray(b)
+    a = reshape(a, tuple(a.shape) + (1,) * b.ndim) if _is_tracer(a) else a.reshape(a.shape + (1,) * b.ndim)
+    return f(a, b, **kwargs)
+
+
+_UFUNC_METHODS = {"reduce": _ufunc_reduce, "accumulate": _accumulate_ufunc, "outer": _ufunc_outer,
+                  "at": _ufunc_at}
+
+
 def _dispatch_ufunc(ufunc, method, inputs, kwargs):
     name = ufunc.__name__
     if method == "__call__":
@@ -69,28 +116,14 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
         except TypeError as err:
             raise UnsupportedError(f"numpy.{name}: {err}", user_loc()) from None
         return f(*inputs, **kwargs)
-    if method == "at":
-        from .writes import ufunc_at
-        return ufunc_at(ufunc, *inputs, **kwargs)
-    if method == "outer" and ufunc.nin == 2 and name in _SUPPORTED_UFUNCS and name != "matmul" and not kwargs:
-        # ufunc.outer(a, b)[i..., j...] = ufunc(a[i...], b[j...]): a gets b's rank in size-1 dims
-        from .ufuncs import asarray
-        from .shape import reshape
-        a, b = (x if not isinstance(x, (list, tuple)) else asarray(x) for x in inputs)
-        a_shape, b_ndim = _np.shape(a) if not hasattr(a, "shape") else a.shape, _np.ndim(b)
-        return getattr(ufuncs, name)(reshape(a, tuple(a_shape) + (1,) * b_ndim), b)
-    if method == "reduce" and name in _REDUCE_METHODS:
-        (a,) = inputs
-        axis = kwargs.pop("axis", 0)
-        keepdims = kwargs.pop("keepdims", False)
-        out = kwargs.pop("out", None)
-        _reject(f"numpy.{name}.reduce", kwargs)
-        r = _REDUCE_METHODS[name](a, axis=axis, keepdims=keepdims)
-        if out is not None:
-            from .writes import write_out
-            return write_out(r, out, f"numpy.{name}.reduce", "unsafe", exact_shape=True)
-        return r
-    raise UnsupportedError(f"numpy.{name}.{method} is not supported by vmapc", user_loc())
+    impl = _UFUNC_METHODS.get(method)
+    if impl is None:
+        raise UnsupportedError(f"numpy.{name}.{method} is not supported by vmapc", user_loc())
+    try:
+        inspect.signature(impl).bind(ufunc, *inputs, **kwargs)
+    except TypeError as err:
+        raise UnsupportedError(f"numpy.{name}.{method}: {err}", user_loc()) from None
+    return impl(ufunc, *inputs, **kwargs)
 
 
 def supported_functions() -> list:

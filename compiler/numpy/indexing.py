@@ -347,3 +347,43 @@ def dynamic_slice(operand, start_indices, slice_sizes):
         starts.append(sv)
     return _wrap(_b().emit("dynamic_slice", _var(operand), *starts,
                            sizes=_static_ints(slice_sizes, "slice_sizes")))
+
+
+@_implements(_np.lib.stride_tricks.sliding_window_view)
+def sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    """Every window of ``window_shape`` along ``axis`` (default: every axis), the window dims
+    last, as NumPy's view; here a gather (``take``) with static positions per windowed
+    axis. Traced arrays are never writeable."""
+    if not _is_tracer(x):
+        return _np.lib.stride_tricks.sliding_window_view(x, window_shape, axis, subok=subok, writeable=writeable)
+    if writeable:
+        raise UnsupportedError("sliding_window_view: writeable=True is not supported (traced arrays are "
+                               "immutable)", user_loc())
+    window = tuple(window_shape) if _np.iterable(window_shape) else (window_shape,)
+    window = _static_ints(window, "sliding_window_view window_shape")
+    if builtins.any(w < 0 for w in window):
+        raise ShapeError("sliding_window_view: `window_shape` cannot contain negative values", user_loc())
+    if axis is None:
+        if len(window) != x.ndim:
+            raise ShapeError(f"sliding_window_view: Since axis is `None`, must provide window_shape for all "
+                             f"dimensions of `x`; got {len(window)} window_shape elements and `x.ndim` is "
+                             f"{x.ndim}.", user_loc())
+        axes = tuple(range(x.ndim))
+    else:
+        axes = tuple(axis) if _np.iterable(axis) else (axis,)
+        if len(window) != len(axes):
+            raise ShapeError(f"sliding_window_view: Must provide matching length window_shape and axis; got "
+                             f"{len(window)} window_shape elements and {len(axes)} axes elements.", user_loc())
+        axes = tuple(_axis(a, x.ndim, "sliding_window_view") for a in axes)
+    v = _var(x)
+    bld = _b()
+    for ax, w in zip(axes, window):
+        n = v.shape[ax]
+        if w > n:
+            raise ShapeError("sliding_window_view: window shape cannot be larger than input array shape",
+                             user_loc())
+        starts = n - w + 1
+        idx = (_np.arange(starts)[:, None] + _np.arange(w)[None, :]).astype(_np.int64)
+        v = bld.emit("take", v, bld.constant(idx), axis=ax, batch_dims=0)   # ..., starts, w, ...
+        v = bld.transpose(v, [d for d in range(v.rank) if d != ax + 1] + [ax + 1])
+    return _wrap(v)

@@ -44,39 +44,59 @@ def _accumulate(op, a, axes, keepdims, dtype):
     return _reduce(op, x, axes, keepdims)
 
 
+def _with_initial(r, initial, combine):
+    """The reduction r combined with NumPy's ``initial=`` (a scalar in r's dtype)."""
+    if initial is _np._NoValue:
+        return r
+    v = _var(initial, r.dtype)
+    if v.rank:
+        raise ShapeError("initial must be a scalar", user_loc())
+    op = {"add": "logical_or", "multiply": "logical_and"}.get(combine, combine) if r.dtype == dt.BOOL else combine
+    return _e(op, r, _b().reshape(v, (1,) * r.rank))
+
+
 @_implements(_np.sum)
 @with_out("numpy.sum", "unsafe")
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_np._NoValue, where=True):  # noqa: A001
-    """Sum over axes. Small integers and bools accumulate in (u)int64 as in NumPy; float16
-    accumulates in float32."""
-    _reject("numpy.sum", out=out, initial=initial, where=where)
+    """Sum over axes, plus ``initial``. Small integers and bools accumulate in (u)int64 as in
+    NumPy; float16 accumulates in float32."""
+    _reject("numpy.sum", out=out, where=where)
     if not _is_tracer(a):
-        return _np.sum(a, axis=axis, dtype=dtype, keepdims=keepdims)
+        return _np.sum(a, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial)
     axes = _axes(axis, a.ndim, "numpy.sum", scalar_ok=True)
-    return _wrap(_accumulate("reduce_sum", a, axes, keepdims, dtype))
+    return _wrap(_with_initial(_accumulate("reduce_sum", a, axes, keepdims, dtype), initial, "add"))
 
 
 @_implements(_np.prod)
 @with_out("numpy.prod", "unsafe")
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_np._NoValue, where=True):
-    """Product over axes (dtype rules as for sum)."""
-    _reject("numpy.prod", out=out, initial=initial, where=where)
+    """Product over axes, times ``initial`` (dtype rules as for sum)."""
+    _reject("numpy.prod", out=out, where=where)
     if not _is_tracer(a):
-        return _np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims)
+        return _np.prod(a, axis=axis, dtype=dtype, keepdims=keepdims, initial=initial)
     axes = _axes(axis, a.ndim, "numpy.prod", scalar_ok=True)
-    return _wrap(_accumulate("reduce_prod", a, axes, keepdims, dtype))
+    return _wrap(_with_initial(_accumulate("reduce_prod", a, axes, keepdims, dtype), initial, "multiply"))
 
 
 def _minmax(op, bool_op, fname, np_f, a, axis, out, keepdims, initial, where):
-    _reject(fname, out=out, initial=initial, where=where)
+    _reject(fname, out=out, where=where)
     if not _is_tracer(a):
-        return np_f(a, axis=axis, keepdims=keepdims)
+        return np_f(a, axis=axis, keepdims=keepdims, initial=initial)
     axes = _axes(axis, a.ndim, fname, scalar_ok=True)
-    for ax in axes:
-        if a.shape[ax] == 0:
+    combine = "maximum" if op == "reduce_max" else "minimum"
+    if _any_empty(a.shape, axes):
+        if initial is _np._NoValue:
             raise ShapeError(f"zero-size array to reduction operation {fname.split('.')[-1]} which has "
                              "no identity", user_loc())
-    return _wrap(_reduce(bool_op if a.dtype == dt.BOOL else op, _var(a), axes, keepdims))
+        shape = tuple(1 if i in axes else d for i, d in enumerate(a.shape)) if keepdims else \
+            tuple(d for i, d in enumerate(a.shape) if i not in axes)
+        return _wrap(_b().broadcast_in_dim(_var(initial, a.dtype), shape, ()))
+    r = _reduce(bool_op if a.dtype == dt.BOOL else op, _var(a), axes, keepdims)
+    return _wrap(_with_initial(r, initial, combine))
+
+
+def _any_empty(shape, axes):
+    return builtins.any(shape[ax] == 0 for ax in axes)
 
 
 @_implements(_np.max, getattr(_np, "amax", None))

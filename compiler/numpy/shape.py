@@ -444,3 +444,33 @@ def pad(array, pad_width, mode="constant", **kwargs):
                 x = bld.emit("pad", x, bld.constant(values[ax, side]), lo=tuple(width) if side == 0 else zero,
                              hi=zero if side == 0 else tuple(width))
     return _wrap(x)
+
+
+@_implements(getattr(_np, "unstack", None))
+def unstack(x, /, *, axis=0):
+    """The slices of x along axis, as a tuple (NumPy 2.1's unstack)."""
+    if not _is_tracer(x):
+        return _np.unstack(x, axis=axis)
+    if x.ndim == 0:
+        raise ShapeError("numpy.unstack: Input array must be at least 1-d.", user_loc())
+    ax = _axis(axis, x.ndim, "numpy.unstack")
+    return tuple(squeeze(part, ax) for part in _split("numpy.unstack", x, x.shape[ax], ax, equal=True)) \
+        if x.shape[ax] else ()
+
+
+def ascontiguousarray(a, dtype=None, *, like=None):
+    """a (at least 1-d, as NumPy's) in dtype: traced arrays have no memory layout to change.
+    (NumPy's own np.ascontiguousarray, like np.asarray, cannot be intercepted: on a tracer
+    it raises.)"""
+    if not _is_tracer(a):
+        return _np.ascontiguousarray(a, dtype=dtype)
+    from .ufuncs import astype
+    r = a if dtype is None else astype(a, dtype)
+    return reshape(r, (1,)) if r.ndim == 0 else r
+
+
+def asfortranarray(a, dtype=None, *, like=None):
+    """As ascontiguousarray: the layout of a traced array is the compiler's business."""
+    if not _is_tracer(a):
+        return _np.asfortranarray(a, dtype=dtype)
+    return ascontiguousarray(a, dtype)

@@ -30,7 +30,7 @@ _UNARY_OPS = {
 _BINARY_OPS = {
     "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
     "floor_divide": "floor_divide", "remainder": "remainder", "power": "power",
-    "maximum": "maximum", "minimum": "minimum", "arctan2": "arctan2",
+    "maximum": "maximum", "minimum": "minimum", "arctan2": "arctan2", "copysign": "copysign",
     "equal": "equal", "not_equal": "not_equal", "less": "less", "less_equal": "less_equal",
     "greater": "greater", "greater_equal": "greater_equal", "logical_and": "logical_and",
     "logical_or": "logical_or", "logical_xor": "logical_xor", "bitwise_and": "bitwise_and",
@@ -208,9 +208,8 @@ _COMPOSITE_UNARY = {
     "rad2deg": lambda x: _e("multiply", x, _c(x, 180 / math.pi)),
     "degrees": lambda x: _e("multiply", x, _c(x, 180 / math.pi)),
     "cbrt": lambda x: _odd(x, _e("power", _e("abs", x), _c(x, 1 / 3))),
-    # -0.0 has its sign bit set: 1/-0.0 is -inf. (A NaN's sign bit cannot be seen.)
-    "signbit": lambda x: _e("select", _e("equal", x, _c(x, 0)), _e("less", _e("reciprocal", x), _c(x, 0)),
-                            _e("less", x, _c(x, 0))),
+    # the sign bit, of -0.0 and of NaNs too: 1 with x's sign is -1
+    "signbit": lambda x: _e("less", _e("copysign", _c(x, 1), x), _c(x, 0)),
 }
 _COMPOSITE_BINARY = {
     "fmax": lambda a, b: _e("select", _e("isnan", b), a, _e("select", _e("isnan", a), b, _e("maximum", a, b))),
@@ -241,10 +240,11 @@ def _make_ufunc_wrapper(ufunc):
 
 
 _UFUNCS = [u for u in vars(_np).values() if isinstance(u, _np.ufunc)]
-_SUPPORTED_UFUNCS = set(_UNARY_OPS) | set(_BINARY_OPS) | set(_COMPOSITE_UNARY) | set(_COMPOSITE_BINARY) | {"matmul", "true_divide", "mod"}
+_SUPPORTED_UFUNCS = (set(_UNARY_OPS) | set(_BINARY_OPS) | set(_COMPOSITE_UNARY) | set(_COMPOSITE_BINARY)
+                     | {"matmul", "true_divide", "mod", "modf"})
 
 for _u in _UFUNCS:
-    if _u.__name__ in _SUPPORTED_UFUNCS and _u.__name__ != "matmul":
+    if _u.__name__ in _SUPPORTED_UFUNCS and _u.__name__ not in ("matmul", "modf"):
         globals()[_u.__name__] = _make_ufunc_wrapper(_u)
 
 abs = absolute  # noqa: F821  (defined by the loop above)
@@ -259,6 +259,20 @@ def invert(x):
 
 bitwise_not = invert
 bitwise_invert = invert
+
+
+def modf(x, out=None, *, where=True, dtype=None, **kwargs):
+    """NumPy's modf: the fractional and integral parts, both with x's sign (``modf(-0.5)`` is
+    ``(-0.5, -0.0)``, ``modf(inf)`` is ``(0.0, inf)``); integers and bools give float16/64
+    as NumPy's loops do."""
+    _reject("numpy.modf", kwargs, out=out, where=where)
+    if not _has_tracer((x,)):
+        return _np.modf(x) if dtype is None else _np.modf(x, dtype=dtype)
+    (d,), _ = _loops(_np.modf, (x,), dtype)
+    v = _var(x, d)
+    whole = _COMPOSITE_UNARY["trunc"](v)    # exact in every float dtype, as is the difference
+    frac = _e("select", _e("isinf", v), _c(v, 0), _e("subtract", v, whole))
+    return _wrap(_e("copysign", frac, v)), _wrap(whole)
 
 
 # vmapc extensions to NumPy
@@ -424,5 +438,34 @@ array = asarray
 
 @_implements(_np.copy)
 def copy(a, order="K", subok=False):
-    """A copy: a new traced array holding a's value (writes to one do not reach the other)."""
-    return _wrap(_var(a)) if _is_tracer(a) else _np.copy(a, order=order, subok=subok)
+    """A copy (also ``x.copy(order=...)``): a new traced array holding a's value (writes
+    to one do not reach the other). Traced arrays have no memory layout: any order gives the
+    same value."""
+    if not _is_tracer(a):
+        return _np.copy(a, order=order, subok=subok)
+    if order not in ("C", "F", "A", "K"):
+        raise ShapeError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})", user_loc())
+    return _wrap(_var(a))
+
+
+def _view(x, dtype=None, type=None):
+    """``x.view(dtype)`` for a dtype of the same size: the same bits read as dtype (bools
+    view as uint8/int8 0 and 1). Other sizes change the shape in ways that depend on the
+    memory layout and are not supported; neither is viewing bytes as bools."""
+    if dtype is None or (isinstance(dtype, _builtin_type) and issubclass(dtype, _np.ndarray)):
+        return x
+    d = dt.canonical(dtype, "ndarray.view dtype")
+    if d == x.dtype:
+        return x
+    if d.itemsize != x.dtype.itemsize:
+        raise UnsupportedError(f"ndarray.view: viewing {x.dtype} as {d} (another item size) is not supported by "
+                               "vmapc; only dtypes of the same size", user_loc())
+    if x.dtype == dt.BOOL:
+        return astype(x, d)
+    if d == dt.BOOL:
+        raise UnsupportedError(f"ndarray.view: viewing {x.dtype} as bool is not supported by vmapc (bytes other "
+                               "than 0 and 1 are not bools); use x != 0", user_loc())
+    return _wrap(_b().emit("bitcast", _var(x), dtype=d))
+
+
+_builtin_type = type

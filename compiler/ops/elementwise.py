@@ -1,6 +1,6 @@
 """The elementwise family: every unary and binary op (``UNARY``, ``BINARY``: the dtype
-kinds each accepts and whether it returns its operand dtype or bool), ``select`` and
-``convert``. Operands have one dtype and equal rank; a size-1 dim broadcasts."""
+kinds each accepts and whether it returns its operand dtype or bool), ``select``,
+``convert`` and ``bitcast``. Operands have one dtype and equal rank; a size-1 dim broadcasts."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ BINARY = {
     "divide": ("float", "same"), "floor_divide": ("numeric", "same"),
     "remainder": ("numeric", "same"), "power": ("numeric", "same"),
     "maximum": ("any", "same"), "minimum": ("any", "same"), "arctan2": ("float", "same"),
+    "copysign": ("float", "same"),
     "equal": ("any", "bool"), "not_equal": ("any", "bool"), "less": ("any", "bool"),
     "less_equal": ("any", "bool"), "greater": ("any", "bool"), "greater_equal": ("any", "bool"),
     "logical_and": ("any", "bool"), "logical_or": ("any", "bool"), "logical_xor": ("any", "bool"),
@@ -85,3 +86,17 @@ def _convert_infer(ts, dtype):
 
 define("convert", "elementwise", ("dtype",), _convert_infer,
        "convert[dtype](x): NumPy's astype (floats to ints truncate toward zero; to bool is x != 0).")
+
+
+def _bitcast_infer(ts, dtype):
+    _check_arity("bitcast", ts, 1)
+    src, dst = ts[0].dtype, dt.canonical(dtype)
+    if dt.BOOL in (src, dst) or src.itemsize != dst.itemsize:
+        raise DTypeError(f"bitcast: cannot reinterpret {src} as {dst}; the dtypes must be numeric "
+                         "(not bool) and of one size")
+    return [_T(ts[0].shape, dst)]
+
+
+define("bitcast", "elementwise", ("dtype",), _bitcast_infer,
+       "bitcast[dtype](x): the bits of each element reinterpreted as dtype, of the same size "
+       "(NumPy's x.view(dtype)).")

@@ -1,10 +1,11 @@
-"""Reductions: ``reduce_*`` over static axes (which disappear) and ``argmax``/``argmin``."""
+"""Reductions: ``reduce_*`` over static axes (which disappear), ``argmax``/``argmin``, and
+the scans ``cumulative[combine]`` (NumPy's ``ufunc.accumulate``), which keep the axis."""
 
 from __future__ import annotations
 
 
 from .. import dtypes as dt
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, IRError, ShapeError
 from .core import _T, _check_arity, _check_axes, _check_kind, define
 
 # --- reductions --------------------------------------------------------------------------------
@@ -49,3 +50,25 @@ def _argreduce_infer(name):
 for _n in ("argmax", "argmin"):
     define(_n, "reduction", ("axis",), _argreduce_infer(_n),
            f"{_n}[axis](x): int64 index of the first extreme element; NaN counts as extreme.")
+
+
+# --- cumulative (scans) --------------------------------------------------------------------------
+
+CUMULATIVE = {"add": "any", "multiply": "any", "maximum": "any", "minimum": "any"}
+
+
+def _cumulative_infer(ts, combine, axis, reverse):
+    _check_arity("cumulative", ts, 1)
+    t = ts[0]
+    if combine not in CUMULATIVE:
+        raise IRError(f"cumulative: combine must be one of {', '.join(CUMULATIVE)}, got {combine!r}")
+    if not isinstance(reverse, bool):
+        raise IRError(f"cumulative: reverse must be a bool, got {reverse!r}")
+    _check_axes("cumulative", (axis,), t.rank, "axis")
+    return [t]
+
+
+define("cumulative", "reduction", ("combine", "axis", "reverse"), _cumulative_infer,
+       "cumulative[combine, axis, reverse](x): the inclusive scan of x along axis with the binary op "
+       "(add, multiply, maximum, minimum; for bool or/and), combining elements in order from the "
+       "first (from the last if reverse), as NumPy's ufunc.accumulate.")

@@ -72,6 +72,7 @@ _BINARY = {
     "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.true_divide,
     "floor_divide": _int_div_guard(np.floor_divide), "remainder": _int_div_guard(np.remainder),
     "power": _int_power, "maximum": np.maximum, "minimum": np.minimum, "arctan2": np.arctan2,
+    "copysign": np.copysign,
     "equal": np.equal, "not_equal": np.not_equal, "less": np.less, "less_equal": np.less_equal,
     "greater": np.greater, "greater_equal": np.greater_equal, "logical_and": np.logical_and,
     "logical_or": np.logical_or, "logical_xor": np.logical_xor, "bitwise_and": np.bitwise_and,
@@ -112,4 +113,5 @@ RULES.update({name: (lambda f: lambda a, b: f(a, b))(f) for name, f in _BINARY.i
 RULES.update({
     "select": lambda c, a, b: np.where(c, a, b),
     "convert": _convert,
+    "bitcast": lambda x, dtype: np.asarray(x).view(dtype),
 })
