@@ -30,6 +30,7 @@ from .shapes import Sym
 from .text import parse
 from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
 from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
+from . import random  # noqa: E402  (vmapc.random: keys and draws)
 from .vmap import vmap, Vmapped
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export

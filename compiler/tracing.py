@@ -364,7 +364,7 @@ def _install_operators():
         "var": vnp.var, "std": vnp.std, "ptp": vnp.ptp, "clip": vnp.clip, "round": vnp.round,
         "dot": vnp.dot, "squeeze": vnp.squeeze, "swapaxes": vnp.swapaxes, "take": vnp.take,
         "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.ravel, "conj": lambda x: x,
-        "copy": lambda x: x,
+        "copy": lambda x: x, "view": vnp.ufuncs._view,
     }
     for name, f in methods.items():
         setattr(Tracer, name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(f))

@@ -15,7 +15,7 @@ from .. import dtypes as dt
 from iree.compiler.dialects import arith
 from iree.compiler.dialects import math as mathd
 
-from .base import _TARGET, _and, _f64_math, _is_f, _is_s, _min_int, _not, _or, _via_f32, add, cmp, const, convert, maximum, minimum, mul, select, truthy
+from .base import _TARGET, element_type, _and, _f64_math, _is_f, _is_s, _min_int, _not, _or, _via_f32, add, cmp, const, convert, maximum, minimum, mul, select, truthy
 
 
 def _math1(name):
@@ -350,6 +350,20 @@ def _atan2(y, x, dtype):
     return select(_or(_isnan(x), _isnan(y)), c(math.nan), r)
 
 
+def _shift(a, b, dtype, left):
+    """NumPy's left_shift/right_shift: a shift by the bit width or more, or by a negative
+    amount (a huge unsigned one), gives 0, or -1 for a negative signed operand shifted right.
+    MLIR's shifts are poison there, so the amount is checked first."""
+    bits = dt.bits(dtype)
+    in_range = arith.cmpi(arith.CmpIPredicate.ult, b, const(dtype, bits))
+    safe = select(in_range, b, const(dtype, 0))
+    if left:
+        return select(in_range, arith.shli(a, safe), const(dtype, 0))
+    if _is_s(dtype):
+        return select(in_range, arith.shrsi(a, safe), arith.shrsi(a, const(dtype, bits - 1)))
+    return select(in_range, arith.shrui(a, safe), const(dtype, 0))
+
+
 def _logical(op):
     return lambda a, b, dtype: op(truthy(a, dtype), truthy(b, dtype))
 
@@ -377,6 +391,8 @@ _BINARY = {
     "bitwise_and": lambda a, b, dtype: arith.andi(a, b),
     "bitwise_or": lambda a, b, dtype: arith.ori(a, b),
     "bitwise_xor": lambda a, b, dtype: arith.xori(a, b),
+    "left_shift": lambda a, b, dtype: _shift(a, b, dtype, left=True),
+    "right_shift": lambda a, b, dtype: _shift(a, b, dtype, left=False),
 }
 
 
@@ -414,6 +430,14 @@ def _convert_rule(lctx, eqn, xs):
                              lambda x: convert(x, src, dst))]
 
 
+def _bitcast_convert_rule(lctx, eqn, xs):
+    src, dst = eqn.inputs[0].dtype, eqn.outputs[0].dtype
+    if element_type(src) == element_type(dst):      # int <-> uint of one width: the same signless type
+        return [xs[0]]
+    ty = element_type(dst)
+    return [lctx.map_scalars(xs, [eqn.inputs[0].type], eqn.outputs[0].type, lambda x: arith.bitcast(ty, x))]
+
+
 RULES = {name: _unary_rule(name) for name in _UNARY}
 RULES.update({name: _binary_rule(name) for name in _BINARY})
-RULES.update({"select": _select_rule, "convert": _convert_rule})
+RULES.update({"select": _select_rule, "convert": _convert_rule, "bitcast_convert": _bitcast_convert_rule})

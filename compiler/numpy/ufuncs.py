@@ -34,6 +34,7 @@ _BINARY_OPS = {
     "greater": "greater", "greater_equal": "greater_equal", "logical_and": "logical_and",
     "logical_or": "logical_or", "logical_xor": "logical_xor", "bitwise_and": "bitwise_and",
     "bitwise_or": "bitwise_or", "bitwise_xor": "bitwise_xor",
+    "left_shift": "left_shift", "right_shift": "right_shift",
 }
 # NumPy's bool loops, in terms of ops that take bool
 _BOOL_BINARY = {"add": "logical_or", "multiply": "logical_and", "maximum": "logical_or",
@@ -354,6 +355,23 @@ def astype(x, dtype, /, *, copy=True, device=None):
     if not _is_tracer(x):
         return _np.asarray(x).astype(d)
     return _wrap(_b().convert(_var(x), d))
+
+
+def _view(x, dtype=None, type=None):
+    """``x.view(dtype)``: the same bits as another dtype of the same width (an IR
+    ``bitcast_convert``). A view that changes the width would change the shape, and
+    bool has no bit pattern of its own: both raise."""
+    if type is not None:
+        raise UnsupportedError("ndarray.view: argument `type` is not supported by vmapc", user_loc())
+    if dtype is None:
+        return x
+    d = dt.canonical(dtype, "ndarray.view dtype")
+    if d == x.dtype:
+        return x
+    if d.itemsize != x.dtype.itemsize or dt.BOOL in (d, x.dtype):
+        raise DTypeError(f"ndarray.view: {x.dtype} as {d}: vmapc views traced arrays only as a dtype of "
+                         "the same width (not bool), which keeps the shape", user_loc())
+    return _wrap(_b().emit("bitcast_convert", _var(x), dtype=d))
 
 
 def asarray(a, dtype=None, order=None, *, copy=None, like=None, **kw):

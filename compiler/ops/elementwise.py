@@ -1,6 +1,7 @@
 """The elementwise family: every unary and binary op (``UNARY``, ``BINARY``: the dtype
-kinds each accepts and whether it returns its operand dtype or bool), ``select`` and
-``convert``. Operands have one dtype and equal rank; a size-1 dim broadcasts."""
+kinds each accepts and whether it returns its operand dtype or bool), ``select``,
+``convert`` and ``bitcast_convert``. Operands have one dtype and equal rank; a size-1
+dim broadcasts."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ BINARY = {
     "logical_and": ("any", "bool"), "logical_or": ("any", "bool"), "logical_xor": ("any", "bool"),
     "bitwise_and": ("integer_or_bool", "same"), "bitwise_or": ("integer_or_bool", "same"),
     "bitwise_xor": ("integer_or_bool", "same"),
+    # NumPy's shifts: right_shift is arithmetic for signed and logical for unsigned dtypes; a
+    # shift by at least the bit width (or by a negative amount) gives 0, or -1 for a negative
+    # signed operand shifted right (NumPy's npy_lshift/npy_rshift)
+    "left_shift": ("int", "same"), "right_shift": ("int", "same"),
 }
 
 
@@ -85,3 +90,20 @@ def _convert_infer(ts, dtype):
 
 define("convert", "elementwise", ("dtype",), _convert_infer,
        "convert[dtype](x): NumPy's astype (floats to ints truncate toward zero; to bool is x != 0).")
+
+
+def _bitcast_convert_infer(ts, dtype):
+    _check_arity("bitcast_convert", ts, 1)
+    src, dst = ts[0].dtype, dt.canonical(dtype)
+    if src == dt.BOOL or dst == dt.BOOL:
+        raise DTypeError(f"bitcast_convert: {src} to {dst}: bool has no bit pattern of its own; "
+                         "convert it with astype instead")
+    if src.itemsize != dst.itemsize:
+        raise DTypeError(f"bitcast_convert: {src} ({8 * src.itemsize} bits) to {dst} "
+                         f"({8 * dst.itemsize} bits): the dtypes must have the same width")
+    return [_T(ts[0].shape, dst)]
+
+
+define("bitcast_convert", "elementwise", ("dtype",), _bitcast_convert_infer,
+       "bitcast_convert[dtype](x): the same bits read as another dtype of the same width "
+       "(NumPy's x.view(dtype)).")

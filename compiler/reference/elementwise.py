@@ -76,6 +76,7 @@ _BINARY = {
     "greater": np.greater, "greater_equal": np.greater_equal, "logical_and": np.logical_and,
     "logical_or": np.logical_or, "logical_xor": np.logical_xor, "bitwise_and": np.bitwise_and,
     "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
+    "left_shift": np.left_shift, "right_shift": np.right_shift,
 }
 
 
@@ -86,4 +87,5 @@ RULES.update({name: (lambda f: lambda a, b: f(a, b))(f) for name, f in _BINARY.i
 RULES.update({
     "select": lambda c, a, b: np.where(c, a, b),
     "convert": lambda x, dtype: x.astype(dtype),
+    "bitcast_convert": lambda x, dtype: np.asarray(x).view(dtype),
 })
