@@ -19,7 +19,7 @@ from pathlib import Path
 from .errors import ArtifactError, BatchingError
 from .ir import Function
 from .shapes import Sym
-from .vmap import vmap
+from .vmap import OFFSET_NAME, vmap
 
 BATCH_SYMBOL = "B"
 
@@ -36,9 +36,11 @@ def _atomic_write(path: Path, data: bytes):
         raise
 
 
-def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
+def batch_program(fn: Function, in_dims, out_dims=0, batch=None, randomness="error") -> Function:
     """The program to compile: `fn` itself without in_dims, else `fn` batched at
-    `batch` (an int, or "dynamic" for a symbolic batch size ``B``)."""
+    `batch` (an int, or "dynamic" for a symbolic batch size ``B``), random draws from
+    shared keys following `randomness` (with "different", the program may take one more
+    input, ``example_offset``: see :func:`vmapc.vmap.batch_function`)."""
     if in_dims is None:
         if batch is not None:
             raise BatchingError("a batch size needs in_dims (which inputs carry the batch)")
@@ -51,7 +53,7 @@ def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
         size = batch
     else:
         raise BatchingError(f"the batch size must be a positive int or 'dynamic', got {batch!r}")
-    return vmap(fn, in_dims=in_dims, out_dims=out_dims, axis_size=size)
+    return vmap(fn, in_dims=in_dims, out_dims=out_dims, axis_size=size, randomness=randomness)
 
 
 def output_names(out_tree=None, n: int = 1) -> list:
@@ -84,7 +86,7 @@ def _normalize(dims, values):
 
 
 def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targets=("cpu",),
-           outputs=None, progress=None) -> dict:
+           outputs=None, progress=None, randomness="error") -> dict:
     """Batch, compile and write an artifact directory; returns the manifest.
 
     `fn` is a traced program (see :func:`vmapc.trace`), or a Python function with
@@ -92,7 +94,10 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     `in_dims` lists, per input, where its batch axis will be (None: shared);
     `out_dims`, per output or one for all; `batch` is an int or ``"dynamic"``.
     `outputs` names the results (default: from the structure `fn` returns).
-    `progress(target, stage)` is called with "compiling" and "done" per target."""
+    `progress(target, stage)` is called with "compiling" and "done" per target.
+    `randomness` is vmap's mode for random draws from shared keys; with "different" the
+    artifact may take one more input, ``example_offset`` (default 0: the global index of the
+    first example, for running a large batch in parts)."""
     from . import __version__
     from .driver import compile_mlir
     from .lowering import lower
@@ -119,7 +124,9 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     if not targets:
         raise BatchingError("vmapc.export: no targets")
     # what is compiled: the batched program, simplified as vmapc.compile does (same signature)
-    program = simplify(batch_program(fn, in_dims, out_dims, batch))
+    batched = batch_program(fn, in_dims, out_dims, batch, randomness)
+    offset_input = getattr(batched, "offset_input", None) if in_dims is not None else None
+    program = simplify(batched)
     names_out = list(outputs) if outputs is not None else output_names(getattr(fn, "out_tree", None),
                                                                        len(fn.outputs))
     if len(names_out) != len(fn.outputs) or len(set(names_out)) != len(names_out):
@@ -157,6 +164,9 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     elif (out / "batched.vir").exists():
         (out / "batched.vir").unlink()
     names_in = fn.arg_names or [f"arg{i}" for i in range(len(fn.inputs))]
+    if offset_input is not None and OFFSET_NAME in names_in:
+        raise BatchingError(f"vmapc.export: an input is named {OFFSET_NAME!r}, the name randomness='different' "
+                            "gives the index of the first example; rename it")
     if in_dims is None:
         per_in, per_out = [None] * len(fn.inputs), [None] * len(fn.outputs)
     else:
@@ -172,11 +182,15 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
         "outputs": [{"name": n, "type": str(pv.type), "example_type": str(v.type), "out_dim": d}
                     for n, v, pv, d in zip(names_out, fn.outputs, program.outputs, per_out)],
         "in_dims": per_in, "out_dims": per_out,
+        "randomness": randomness if in_dims is not None else None,
         "batch": batch if in_dims is not None else None,
         "batch_symbol": BATCH_SYMBOL if batch == "dynamic" and in_dims is not None else None,
         "targets": entries,
         "vmapc_version": __version__, "iree_version": iv.VERSION,
         "ir_hash": hashlib.sha256(program.canonical().encode()).hexdigest(),
     }
+    if offset_input is not None:    # randomness="different": the first example's global index
+        manifest["inputs"].append({"name": OFFSET_NAME, "type": "u32[]", "example_type": "u32[]", "in_dim": None,
+                                   "default": 0})
     _atomic_write(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest

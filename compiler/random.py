@@ -819,3 +819,107 @@ def _ranks(b, k, shape, axis):
     counts = b.convert(_e(b, "logical_or", before, tie), I32)
     return b.convert(_e(b, "reduce_sum", counts, axes=(r,)), dt.INT64)
 
+
+
+# --- NumPy's and Python's random numbers inside a traced function -------------------------------------
+#
+# np.random.normal(...) inside a traced function runs once, while tracing: its numbers become
+# constants of the compiled program, the same for every call and every example. While any
+# thread traces, the global-state functions of numpy.random (and np.random.default_rng) and of
+# Python's random module are replaced by guards that raise in a tracing thread and call through
+# elsewhere; a Generator, RandomState or random.Random that the traced function names directly
+# (a global, a closure, a default argument) is refused before tracing. (A generator reached only
+# through helper functions is not seen: NumPy's Generator methods cannot be intercepted.)
+
+import functools as _functools
+import inspect as _inspect
+import random as _pyrandom
+import threading as _threading
+
+_GUARD_LOCK = _threading.Lock()
+_GUARD_DEPTH = 0
+_SAVED: list = []
+_RNG_TYPES = (np.random.Generator, np.random.RandomState, _pyrandom.Random)
+
+
+def _foreign_message(what):
+    return (f"{what} inside a traced function draws once, while tracing: its numbers would be constants of "
+            "the compiled program, the same for every call and every example. Use vmapc.random with a key "
+            "argument (vmapc.random.normal(key, shape); keys = vmapc.random.split(key, n) for a batch), or "
+            "draw constants outside the function and pass them in")
+
+
+def _guard(orig, label):
+    @_functools.wraps(orig)
+    def guarded(*args, **kwargs):
+        if current() is not None:
+            raise UnsupportedError(_foreign_message(label), user_loc())
+        return orig(*args, **kwargs)
+    return guarded
+
+
+@_functools.lru_cache(maxsize=1)
+def _guard_targets():
+    out = []
+    for name in dir(np.random):
+        f = getattr(np.random, name)
+        if isinstance(getattr(f, "__self__", None), np.random.RandomState) or name == "default_rng":
+            out.append((np.random, name, f"numpy.random.{name}"))
+    for name in dir(_pyrandom):
+        f = getattr(_pyrandom, name)
+        if not name.startswith("_") and isinstance(getattr(f, "__self__", None), _pyrandom.Random):
+            out.append((_pyrandom, name, f"random.{name}"))
+    return tuple(out)
+
+
+def guard_enter():
+    """Called when a trace starts (any thread): install the guards if none are."""
+    global _GUARD_DEPTH
+    with _GUARD_LOCK:
+        _GUARD_DEPTH += 1
+        if _GUARD_DEPTH == 1:
+            for mod, name, label in _guard_targets():
+                orig = getattr(mod, name)
+                _SAVED.append((mod, name, orig))
+                setattr(mod, name, _guard(orig, label))
+
+
+def guard_exit():
+    """Called when a trace ends: remove the guards after the last one."""
+    global _GUARD_DEPTH
+    with _GUARD_LOCK:
+        _GUARD_DEPTH -= 1
+        if _GUARD_DEPTH == 0:
+            while _SAVED:
+                mod, name, orig = _SAVED.pop()
+                setattr(mod, name, orig)
+
+
+def check_traced_function(fn):
+    """Raise UnsupportedError if `fn` names a NumPy Generator/RandomState or a random.Random
+    directly (a global, a closure variable or a default argument)."""
+    fn = _inspect.unwrap(fn) if callable(fn) else fn
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return
+    found = []
+    glb = getattr(fn, "__globals__", {})
+    codes = [code]
+    while codes:
+        c = codes.pop()
+        codes.extend(k for k in c.co_consts if isinstance(k, type(code)))
+        found += [(n, glb[n]) for n in c.co_names if isinstance(glb.get(n), _RNG_TYPES)]
+    for name, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            if isinstance(cell.cell_contents, _RNG_TYPES):
+                found.append((name, cell.cell_contents))
+        except ValueError:       # an empty cell
+            pass
+    for v in (getattr(fn, "__defaults__", None) or ()):
+        if isinstance(v, _RNG_TYPES):
+            found.append(("a default argument", v))
+    if found:
+        name, v = found[0]
+        from .tracing import function_loc
+        kind = f"numpy.random.{type(v).__name__}" if isinstance(v, _RNG_TYPES[:2]) else "random.Random"
+        raise UnsupportedError(_foreign_message(f"the {kind} `{name}`"), function_loc(fn))

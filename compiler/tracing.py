@@ -171,10 +171,14 @@ class TraceContext:
         return False
 
     def __enter__(self):
+        from .random import guard_enter   # np.random/random calls raise while tracing
         _stack().append(self)
+        guard_enter()
         return self
 
     def __exit__(self, *exc):
+        from .random import guard_exit
+        guard_exit()
         _stack().pop()
         self.alive = False
 
@@ -472,6 +476,8 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
                 tracers.append(Tracer(v, ctx))
                 weak.append(False)
         a, k = pytree.unflatten(in_tree, tracers)
+        from .random import check_traced_function
+        check_traced_function(fn)   # a NumPy Generator named in fn would give constants
         try:
             out = fn(*a, **k)
         except VmapcError as err:

@@ -57,7 +57,7 @@ def key_use_unbatched(b, args, axis_size, randomness, what):
             "example would get the same numbers (randomness='error', the default). Pass one key per "
             "example (keys = vmapc.random.split(key, n), batched with in_dims 0), or choose "
             "randomness='different' (each example folds its index into the key) or 'same' (one draw, "
-            "shared) in vmapc.vmap / vmapc.compile")
+            "shared) in vmapc.vmap / vmapc.compile (--randomness for the vmapc command)")
     return [fold_in_index(b, key, randomness.index(b, axis_size))], [0]
 
 
