@@ -7,7 +7,8 @@ equation at a time, over a pool of live values. Every op family appears:
 elementwise unary/binary/``select``/``convert``, reductions (``argmax`` too),
 ``dot_general`` in several layouts (and with both operands the same value),
 reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
-take/take_along_axis/dynamic_slice, iota and constants. Shapes are small, with
+take/take_along_axis/dynamic_slice, iota and constants, and the bit ops (shifts,
+``bitcast_convert``, ``threefry2x32``). Shapes are small, with
 size-1 dims that broadcast and (rarely) size-0 dims; dtypes are all twelve;
 inputs sometimes hold NaN, infinities, -0.0 or full-range integers.
 
@@ -218,7 +219,7 @@ DTYPES = (dt.FLOAT32, dt.INT32, dt.BOOL, dt.FLOAT64, dt.INT64, dt.FLOAT16, dt.UI
           dt.INT16, dt.UINT16, dt.UINT32, dt.UINT64)
 FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadcast", "select",
             "convert", "slice", "concatenate", "rev", "pad", "take", "take_along_axis",
-            "dynamic_slice", "argreduce", "iota")
+            "dynamic_slice", "argreduce", "iota", "bits")
 
 
 class Generator:
@@ -393,7 +394,7 @@ class Generator:
         kind = BINARY[op][0]
         if x.dtype not in dt.KINDS[kind]:
             x = self.as_dtype(x, self.choice(dt.FLOATS) if kind == "float" else
-                              self.choice((dt.INT32, dt.UINT8)) if kind == "integer_or_bool"
+                              self.choice((dt.INT32, dt.UINT8)) if kind in ("integer_or_bool", "int")
                               else self.choice((dt.FLOAT32, dt.INT32, dt.INT8)))
         strict = dt.is_float(x.dtype) and op in DISCONTINUOUS_BINARY
         if strict and not x.exact:
@@ -614,6 +615,24 @@ class Generator:
                     pass
             starts.append(self.index((), d + 2))
         return self.emit("dynamic_slice", x, *starts, sizes=sizes)
+
+    def g_bits(self):
+        """bitcast_convert to an integer dtype of the same width (from a float only when it is
+        exact: its last bits matter), or threefry2x32 over uint32 words."""
+        x = self.pick(lambda v: v.dtype != dt.BOOL)
+        if self.flip(0.5):
+            if dt.is_float(x.dtype) and not x.exact:
+                raise _Skip
+            same = [d for d in dt.INTS if d.itemsize == x.dtype.itemsize and d != x.dtype]
+            return self.emit("bitcast_convert", x, dtype=self.choice(same))
+        x = self.as_dtype(x, dt.UINT32)
+        ops = [x] + [self.partner(x, dt.UINT32) for _ in range(3)]
+        k = self.int(0, 3)
+        ops = ops[k:] + ops[:k]
+        self.step += 1
+        self.b.loc = Loc("fuzz-program", self.step)
+        for out in self.b.emit_multi("threefry2x32", [v.var for v in ops], {}):
+            self.pool.append(_Val(out, True, "threefry2x32", any(v.live for v in ops)))
 
     def g_iota(self):
         shape = self.shape(self.choice((1, 2, 3)))

@@ -1,7 +1,6 @@
-"""Lowering of the random family: ``threefry2x32`` as one ``linalg.generic`` with two
-results whose body is the 20 rounds of Threefry-2x32 in 32-bit integer arithmetic only (add,
-xor, shifts: every Vulkan device has them, 64-bit integers are not needed), and ``key_use``,
-the identity."""
+"""Lowering of the random family: ``threefry2x32`` as ``linalg.generic`` ops whose body is
+the 20 rounds of Threefry-2x32 in 32-bit integer arithmetic only (add, xor, shifts: every
+Vulkan device has them, 64-bit integers are not needed), and ``key_use``, the identity."""
 
 from __future__ import annotations
 
@@ -28,12 +27,16 @@ def _threefry_body(k0, k1, x0, x1):
 
 
 def _threefry_rule(lctx, eqn, xs):
+    """Two generics, one per output word, each with the whole hash in its body: IREE 3.13
+    fails to compile a two-result generic one of whose results is transposed ("linalg.yield
+    op expected number of yield values (2) to match the number of inits", in its transpose
+    propagation). Where both words are used together (bits are their xor), IREE fuses the
+    two generics into their consumer and CSE keeps one copy of the hash."""
     out = eqn.outputs[0].type
     r = out.rank
     maps = [broadcast_exprs(v.shape, out.shape) for v in eqn.inputs]
-    inits = [lctx.empty(out.shape, out.dtype) for _ in range(2)]
-    return lctx.generic(xs, maps, inits, [list(range(r))] * 2, r,
-                        lambda args: _threefry_body(*args[:4]))
+    return [lctx.generic(xs, maps, [lctx.empty(out.shape, out.dtype)], [list(range(r))], r,
+                         lambda args, w=w: [_threefry_body(*args[:4])[w]])[0] for w in (0, 1)]
 
 
 def _key_use_rule(lctx, eqn, xs):
