@@ -380,10 +380,11 @@ def _param(x, d, what, name):
 
 
 def _broadcast_param(b, v, d, shape, what, name):
-    """A parameter var converted to dtype d and shaped to broadcast against `shape`."""
+    """A parameter var converted to dtype d (None: kept) and shaped to broadcast against `shape`."""
     if isinstance(v, float):
         return _c(b, v, d, len(shape))
-    v = b.convert(v, d)
+    if d is not None:
+        v = b.convert(v, d)
     if v.rank > len(shape) or any(s != 1 and s != t for s, t in zip(v.shape[::-1], shape[::-1])):
         raise ShapeError(f"vmapc.random.{what}: {name} of shape {v.shape} does not broadcast to the shape {shape} "
                          "of the draw")
@@ -449,11 +450,17 @@ _LOG_P = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 
           -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1)
 _LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4          # ln 2 = hi + lo, hi with 9 bits
 # Giles (2010), "Approximating the erfinv function", single precision: erfinv(x) = x p(w)
-# with w = -log((1 - x)(1 + x)), one polynomial for w < 5 (in w - 2.5), one beyond (in sqrt(w) - 3).
+# with w = -log((1 - x)(1 + x)), one polynomial for w < 5 (in w - 2.5), one for 5 <= w < 16
+# (in sqrt(w) - 3).
 _ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
                    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
 _ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
                 -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+# Beyond float32's reach (w >= 16, tail probabilities below 2**-24), a polynomial in sqrt(w) - 4.375
+# fitted by scripts/fit_erfinv_tail.py (relative error 8e-8 on w in [15.5, 24)).
+_ERFINV_FAR = (-6.332739417302946e-07, 1.1090986845374573e-05, -5.4815733165014535e-05,
+               0.00017707666847854853, -0.0005107154720462859, 0.0005033927736803889,
+               1.0101295709609985, 4.218480587005615)
 
 
 def _f32const(x):
@@ -487,9 +494,8 @@ def _log32(b, x):
     return _fma(b, ef, _c(b, _LN2_HI, F32, r), _e(b, "add", t, y))
 
 
-def _sqrt32(b, w, plus=None):
-    """sqrt(w) + plus for float32 w >= 1: an estimate from the bits, three Newton steps for
-    1/sqrt(w), times w (the addend in the same step, see _fma)."""
+def _rsqrt32(b, w):
+    """1/sqrt(w) for float32 w >= 1: an estimate from the bits and three Newton steps."""
     r = w.rank
     y = _e(b, "bitcast_convert", _e(b, "subtract", _c(b, 0x5F3759DF, U32, r),
                                     _e(b, "right_shift", _e(b, "bitcast_convert", w, dtype=U32),
@@ -497,7 +503,7 @@ def _sqrt32(b, w, plus=None):
     half_w = _e(b, "multiply", w, _c(b, -0.5, F32, r))            # exact
     for _ in range(3):
         y = _fma(b, y, _fma(b, half_w, _fma(b, y, y), 1.5))
-    return _fma(b, w, y, plus)
+    return y
 
 
 def _ndtri_tail(b, two_s):
@@ -510,8 +516,11 @@ def _ndtri_tail(b, two_s):
     w = _e(b, "negative", _log32(b, q))
     central = _horner(b, _ERFINV_CENTRAL, _e(b, "subtract", w, _c(b, 2.5, F32, r)))
     wt = _e(b, "maximum", w, _c(b, 5.0, F32, r))
-    tail = _horner(b, _ERFINV_TAIL, _sqrt32(b, wt, -3.0))
-    p = _e(b, "select", _e(b, "less", w, _c(b, 5.0, F32, r)), central, tail)
+    y = _rsqrt32(b, wt)                   # sqrt(w) - c is w / sqrt(w) - c, one step (see _fma)
+    tail = _horner(b, _ERFINV_TAIL, _fma(b, wt, y, -3.0))
+    far = _horner(b, _ERFINV_FAR, _fma(b, wt, y, -4.375))
+    p = _e(b, "select", _e(b, "less", w, _c(b, 16.0, F32, r)), tail, far)
+    p = _e(b, "select", _e(b, "less", w, _c(b, 5.0, F32, r)), central, p)
     z = _e(b, "multiply", _e(b, "multiply", _f64(b, p), _f64(b, x)), _c(b, math.sqrt(2.0), F64, r))
     return b.convert(z, F32)
 
@@ -681,8 +690,9 @@ def categorical(key, logits, axis=-1, shape=None):
 
 def randint(key, shape, minval, maxval, dtype=np.int32):
     """Integers on ``[minval, maxval)`` of an integer dtype. JAX's method and bits: two draws
-    of the dtype's width combined modulo the span, so the bias is at most span / 2**width
-    (none for spans that are powers of 2); ``maxval <= minval`` gives ``minval``."""
+    combined modulo the span (8- and 16-bit dtypes are drawn as int32 and converted), so
+    the bias is at most span / 2**32 (none for powers of 2); ``maxval <= minval`` gives
+    ``minval``. `minval`/`maxval` are ints or integer arrays (traced too)."""
     shape = _static_shape(shape, "randint")
     try:
         d = dt.canonical(dtype, "vmapc.random.randint dtype")
@@ -699,47 +709,60 @@ def randint(key, shape, minval, maxval, dtype=np.int32):
         bounds.append(int(x) if isinstance(x, (int, np.integer)) else x)
     arrays = [x for x in bounds if not isinstance(x, int)]
     info = np.iinfo(d)
-    nbits = dt.bits(d)
-    ud = {8: U8, 16: U16, 32: U32, 64: U64}[nbits]
+    sd = I32 if dt.bits(d) < 32 else d      # the dtype drawn in
 
     def impl(b, k, *vs):
         r = len(shape)
         it = iter(vs)
-        vals = [x if isinstance(x, int) else next(it) for x in bounds]
-
-        def clip(x, name):     # (value in d, maxval beyond d's range) as vars of rank r
-            if isinstance(x, int):
-                return _c(b, min(max(x, info.min), info.max), d, r), _c(b, x > info.max, dt.BOOL, r)
-            x = _broadcast_param(b, x, x.dtype, shape, "randint", name)
-            wide = dt.INT64 if x.dtype != U64 else U64
-            xw = b.convert(x, wide)
-            lo = info.min if wide == dt.INT64 or info.min >= 0 else 0
-            hi_c = min(info.max, np.iinfo(wide).max)
-            out = _e(b, "greater", xw, _c(b, hi_c, wide, r)) if info.max < np.iinfo(x.dtype).max \
-                else _c(b, False, dt.BOOL, r)
-            if x.dtype == d:
-                return x, out
-            xc = _e(b, "minimum", _e(b, "maximum", xw, _c(b, lo, wide, r)), _c(b, hi_c, wide, r))
-            return b.convert(xc, d), out
-        lo, _ = clip(vals[0], "minval")
-        hi, hi_out = clip(vals[1], "maxval")
-        k1, k2 = _split2(b, k)
-        higher, lower = _bits(b, k1, shape, ud), _bits(b, k2, shape, ud)
-        one = _c(b, 1, ud, r)
-        span = b.convert(_e(b, "subtract", hi, lo), ud)
-        empty = _e(b, "less_equal", hi, lo)
-        span = _e(b, "select", empty, one, span)
-        span = _e(b, "select", _e(b, "logical_and", hi_out, _e(b, "logical_not", empty)), _e(b, "add", span, one), span)
-        # a span of 2**nbits wraps to 0: every value is possible, and the offset is the low draw
-        # (JAX gets this from XLA's x % 0 == x; vmapc's x % 0 is 0, so the case is explicit)
-        full = _e(b, "equal", span, _c(b, 0, ud, r))
-        span = _e(b, "select", full, one, span)
-        mult = _e(b, "remainder", _c(b, 2 ** (nbits // 2), ud, r), span)
-        mult = _e(b, "remainder", _e(b, "multiply", mult, mult), span)
-        off = _e(b, "add", _e(b, "multiply", _e(b, "remainder", higher, span), mult), _e(b, "remainder", lower, span))
-        off = _e(b, "select", full, lower, _e(b, "remainder", off, span))
-        return _e(b, "add", lo, b.convert(off, d))
+        vals = [x if isinstance(x, int) else _broadcast_param(b, next(it), None, shape, "randint", name)
+                for x, name in zip(bounds, ("minval", "maxval"))]
+        if sd != d:      # as JAX: the bounds as int32, clipped to d's range (maxval to its max + 1)
+            los, his = (info.min, info.min), (info.max, info.max + 1)
+            vals = [min(max(v, lo), hi) if isinstance(v, int) else
+                    _e(b, "minimum", _e(b, "maximum", b.convert(v, I32), _c(b, lo, I32, r)), _c(b, hi, I32, r))
+                    for v, lo, hi in zip(vals, los, his)]
+        return b.convert(_randint(b, k, shape, vals[0], vals[1], sd), d)
     return _run("randint", impl, key, arrays)
+
+
+def _randint(b, k, shape, minval, maxval, d):
+    """JAX's _randint for a 32- or 64-bit dtype d; bounds are Python ints or vars of rank
+    len(shape) (any integer dtype)."""
+    r = len(shape)
+    info = np.iinfo(d)
+    nbits = dt.bits(d)
+    ud = {32: U32, 64: U64}[nbits]
+
+    def clip(x):     # (x converted to d, clipped to its range; whether x is above d's max)
+        if isinstance(x, int):
+            return _c(b, min(max(x, info.min), info.max), d, r), _c(b, x > info.max, dt.BOOL, r)
+        if x.dtype == d:
+            return x, _c(b, False, dt.BOOL, r)
+        xi = np.iinfo(x.dtype)
+        wide = U64 if x.dtype == U64 else dt.INT64
+        xw = b.convert(x, wide)
+        lo, hi = max(info.min, xi.min), min(info.max, xi.max)
+        above = (_e(b, "greater", xw, _c(b, hi, wide, r)) if info.max < xi.max else _c(b, False, dt.BOOL, r))
+        xc = _e(b, "minimum", _e(b, "maximum", xw, _c(b, lo, wide, r)), _c(b, hi, wide, r))
+        return b.convert(xc, d), above
+    lo, _ = clip(minval)
+    hi, hi_out = clip(maxval)
+    k1, k2 = _split2(b, k)
+    higher, lower = _bits(b, k1, shape, ud), _bits(b, k2, shape, ud)
+    one = _c(b, 1, ud, r)
+    span = b.convert(_e(b, "subtract", hi, lo), ud)
+    empty = _e(b, "less_equal", hi, lo)
+    span = _e(b, "select", empty, one, span)
+    span = _e(b, "select", _e(b, "logical_and", hi_out, _e(b, "logical_not", empty)), _e(b, "add", span, one), span)
+    # a span of 2**nbits wraps to 0: every value is possible, and the offset is the low draw
+    # (JAX gets this from XLA's x % 0 == x; vmapc's x % 0 is 0, so the case is explicit)
+    full = _e(b, "equal", span, _c(b, 0, ud, r))
+    span = _e(b, "select", full, one, span)
+    mult = _e(b, "remainder", _c(b, 2 ** (nbits // 2), ud, r), span)
+    mult = _e(b, "remainder", _e(b, "multiply", mult, mult), span)
+    off = _e(b, "add", _e(b, "multiply", _e(b, "remainder", higher, span), mult), _e(b, "remainder", lower, span))
+    off = _e(b, "select", full, lower, _e(b, "remainder", off, span))
+    return _e(b, "add", lo, b.convert(off, d))
 
 
 def _split2(b, k):
