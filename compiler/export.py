@@ -44,6 +44,9 @@ def batch_program(fn: Function, in_dims, out_dims=0, batch=None, randomness="err
     if in_dims is None:
         if batch is not None:
             raise BatchingError("a batch size needs in_dims (which inputs carry the batch)")
+        if randomness != "error":
+            raise BatchingError("randomness needs in_dims (it says what a vmap does with random draws from a "
+                                "key every example shares)")
         return fn
     if batch is None:
         raise BatchingError("a batch size is needed with in_dims: an int, or 'dynamic'")

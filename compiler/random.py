@@ -367,7 +367,7 @@ def _unit(b, k, shape, d):
     return _e(b, "add", a, c)
 
 
-def _param(x, d, what, name):
+def _param(x, what, name):
     """A distribution parameter: a Python number (a constant) or an array (traced or not)."""
     if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
         return float(x)
@@ -427,7 +427,7 @@ def uniform(key, shape=(), dtype=np.float32, minval=0.0, maxval=1.0):
     bits; `minval`/`maxval` may be numbers or arrays (traced too) that broadcast to `shape`."""
     shape = _static_shape(shape, "uniform")
     d = _float_dtype(dtype, "uniform", (F16, F32, F64))
-    lo, hi = _param(minval, d, "uniform", "minval"), _param(maxval, d, "uniform", "maxval")
+    lo, hi = _param(minval, "uniform", "minval"), _param(maxval, "uniform", "maxval")
     arrays = [x for x in (lo, hi) if not isinstance(x, float)]
 
     def impl(b, k, *vs):
@@ -600,7 +600,7 @@ def _gumbel32(b, k, shape):
 def bernoulli(key, p=0.5, shape=None):
     """Booleans that are true with probability `p` (a number or an array, traced too;
     `shape` defaults to p's): ``bits < p * 2**32``, exact for every p."""
-    pv = _param(p, F64, "bernoulli", "p")
+    pv = _param(p, "bernoulli", "p")
     pshape = () if isinstance(pv, float) else tuple(pv.shape)
     shape = pshape if shape is None else _static_shape(shape, "bernoulli")
     if not isinstance(pv, float) and not dt.is_float(np.dtype(pv.dtype)):

@@ -383,7 +383,8 @@ class Vmapped:
         self._compiled = None
 
     def __repr__(self):
-        return f"vmap({self.__name__}, in_dims={self.in_dims!r}, out_dims={self.out_dims!r})"
+        extra = f", randomness={self.randomness!r}" if self.randomness != "error" else ""
+        return f"vmap({self.__name__}, in_dims={self.in_dims!r}, out_dims={self.out_dims!r}{extra})"
 
     def trace_batched(self, args, kwargs, symbolic=None, with_example=False, example_offset=0):
         """Trace one example and batch it. Returns (batched Function, leaf bdims,

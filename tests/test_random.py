@@ -598,3 +598,33 @@ def test_bad_arguments_are_clear_errors():
         vmapc.vmap(noisy, randomness="diff")
     with pytest.raises(BatchingError, match="randomness needs in_dims"):
         vmapc.compile(noisy, randomness="different")
+
+
+def test_simplify_keeps_a_constant_keys_draw_visible_to_vmap():
+    """A draw from a key made of constants is not folded into a literal before vmap sees it."""
+    from vmapc.optimize import simplify
+    fn = simplify(vmapc.trace(lambda x: x + vr.normal(vr.key(7), (3,)), XS[0, :3]))
+    assert any(e.op == "key_use" for e in fn.eqns)
+    with pytest.raises(BatchingError, match="same for every example"):
+        vmapc.vmap(fn, in_dims=0, axis_size=2)
+
+
+def test_numpy_random_guards_only_the_tracing_thread_and_go_away():
+    """While a trace runs, another thread's np.random calls work; afterwards the functions
+    are NumPy's own again."""
+    import random
+    import threading
+    original = np.random.normal, random.random
+    seen = {}
+
+    def f(x):
+        t = threading.Thread(target=lambda: seen.setdefault("other", np.random.normal(size=2)))
+        t.start()
+        t.join()
+        return x
+    vmapc.trace(f, vmapc.f32[3])
+    assert seen["other"].shape == (2,)
+    assert (np.random.normal, random.random) == original
+    with pytest.raises(UnsupportedError, match=r"random\.random inside a traced function"):
+        vmapc.trace(lambda x: x * random.random(), vmapc.f32[3])
+    assert np.random.normal is original[0]
