@@ -34,6 +34,7 @@ from .shapes import Sym
 from .text import parse
 from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
 from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
+from . import random  # noqa: E402  (vmapc.random: keys and draws)
 from .vmap import vmap, Vmapped
 from .control import cond, fori_loop, map, scan, switch, while_loop  # noqa: A004  (vmapc.map, as jax.lax.map)
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).

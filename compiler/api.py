@@ -17,6 +17,11 @@ Batch sizes: ``batch="static"`` (the default) compiles for the batch size seen;
 batch size (CPU); ``chunk_size=N`` compiles for batches of N and runs any batch as
 a loop of chunks, padding the last one, which bounds memory and keeps shapes
 static for GPUs.
+
+``randomness`` ("error", "same", "different") is vmap's mode for random draws from a
+key every example shares (``docs/randomness.md``). With "different" the compiled
+program may take one more input, the global index of its first example, which the call
+passes: 0 for a whole batch, the chunk's start in the chunk loop.
 """
 
 from __future__ import annotations
@@ -142,6 +147,8 @@ class Lowered:
         self.batch = batch
         self.name = name
         self._lowered = None
+        # the position of the input `example_offset` (see vmapc.vmap.batch_function), or None
+        self.offset_input = getattr(batched, "offset_input", None) if batched is not None else None
 
     @property
     def lowered_module(self):
@@ -184,6 +191,8 @@ class Executable:
         self.in_types = lowered.program.in_types
         self._single = out_tree == pytree.LEAF and not lowered.mutated
         self.mutated, self.write_back = lowered.mutated, lowered.write_back
+        self._offset = lowered.offset_input is not None    # one more input: the first example's index
+        self.n_args = len(self.in_types) - self._offset
 
     def check_targets(self, leaves):
         """Before a call: the arguments the function writes into can take the write-back."""
@@ -194,7 +203,9 @@ class Executable:
         """The call's result, after writing back into the arguments (vmapc.writeback)."""
         return finish(self.out_tree, outs, leaves, self.mutated, self.lowered.arg_names, self.write_back)
 
-    def _run(self, arrays, checked=False):
+    def _run(self, arrays, checked=False, offset=0):
+        if self._offset:
+            arrays = list(arrays) + [np.array(offset, dtype=np.uint32)]
         try:
             # checked: the arrays' exact shapes and dtypes were matched against this signature
             return self.fn.call_checked(arrays) if checked else self.fn(*arrays)
@@ -220,8 +231,8 @@ class Executable:
     def __call__(self, *args, **kwargs):
         try:
             leaves, _ = pytree.flatten((args, kwargs))
-            if len(leaves) != len(self.in_types):
-                raise CallError(f"{self.lowered.name}: expected {len(self.in_types)} array arguments, "
+            if len(leaves) != self.n_args:
+                raise CallError(f"{self.lowered.name}: expected {self.n_args} array arguments, "
                                 f"got {len(leaves)}")
             for i, x in enumerate(leaves):
                 _leaf_key(x, f"{i}")            # a CallError for what is not an array or a number
@@ -239,12 +250,17 @@ class Compiled:
     """The callable returned by :func:`compile`; see the module docstring."""
 
     def __init__(self, fn, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-                 chunk_size=None, driver=None, write_back=True):
+                 chunk_size=None, driver=None, write_back=True, randomness=None):
         from .driver import get_target
         batched = in_dims is not None
         if isinstance(fn, Vmapped) and in_dims is None:
             # vmap(f, in_dims=None, axis_size=N) is still a vmap (every output gains the batch)
+            randomness = fn.randomness if randomness is None else randomness
             in_dims, out_dims, axis_size, fn, batched = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn, True
+        if randomness is not None and not batched:
+            raise BatchingError("vmapc.compile: randomness needs in_dims (it says what a vmap does with random "
+                                "draws from a key every example shares)")
+        randomness = "error" if randomness is None else randomness
         if not callable(fn):
             raise NotCallableError(f"vmapc.compile: expected a function, got {type(fn).__name__}")
         if batch not in ("static", "dynamic"):
@@ -269,7 +285,8 @@ class Compiled:
         self._sig = False              # fn's inspect.Signature, found on the first full call
         self._lock = threading.Lock()
         self._writes_seen = False      # some signature writes into its arguments
-        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if batched else None
+        self.randomness = randomness
+        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size, randomness) if batched else None
 
     def __repr__(self):
         return f"<vmapc.compile({self.__name__}, target={self.target.name!r}, in_dims={self.in_dims!r})>"
@@ -302,7 +319,8 @@ class Compiled:
             raise BatchingError("vmapc.compile: batch='dynamic' needs at least one batched argument (its "
                                 "size is the batch size at run time), but every in_dim is None; use "
                                 "batch='static' with axis_size")
-        bf, _, out_tree, _, f = self._vmapped.trace_batched(args, kwargs, symbolic=symbolic, with_example=True)
+        bf, _, out_tree, _, f = self._vmapped.trace_batched(args, kwargs, symbolic=symbolic, with_example=True,
+                                                            example_offset=None)
         bf.name = name
         return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name, self.write_back)
 
@@ -431,7 +449,7 @@ class Compiled:
                 else:
                     np.take(x, np.minimum(np.arange(start, start + n), size - 1), axis=d, out=pad)
                 chunk[i] = pad
-            res = exe._run(chunk, checked=True)
+            res = exe._run(chunk, checked=True, offset=start)
             if size <= n:
                 outs = [r if d is None else r[(slice(None),) * d + (slice(0, size),)] for r, d in zip(res, out_ds)]
                 break
@@ -451,12 +469,12 @@ class Compiled:
 
 
 def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-            chunk_size=None, driver=None, write_back=True):
+            chunk_size=None, driver=None, write_back=True, randomness=None):
     """Compile `fn` ahead of time with IREE; see the module docstring.
 
     ``target``: "cpu", "vulkan" or "cuda" (see ``vmapc.targets()``).
-    ``in_dims``/``out_dims``/``axis_size``: as for :func:`vmapc.vmap`; with
-    ``in_dims`` the compiled function runs over a batch.
+    ``in_dims``/``out_dims``/``axis_size``/``randomness``: as for :func:`vmapc.vmap`;
+    with ``in_dims`` the compiled function runs over a batch.
     ``batch``: "static" or "dynamic"; ``chunk_size``: run batches in chunks of N.
     ``driver``: the IREE runtime driver (default: the target's choice).
     ``write_back``: a function that writes into its array arguments (``x[i] = v``, ``x += y``)
@@ -466,5 +484,6 @@ def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, 
 
     Usable as a decorator: ``@vmapc.compile(in_dims=0)``."""
     if fn is None:
-        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back)
-    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back)
+        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back,
+                                  randomness)
+    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back, randomness)

@@ -379,7 +379,7 @@ def cmd_show(a):
     in_dims, out_dims, batch = _batching(a, fn, batch_default="dynamic")
     if a.stage == "batched" and in_dims is None:
         raise UsageError("--stage batched needs --in-dims (and optionally --batch; default: dynamic)")
-    program = batch_program(fn, in_dims, out_dims, batch)
+    program = batch_program(fn, in_dims, out_dims, batch, a.randomness)
     if a.stage in ("traced", "batched"):
         print(program.text(locations=a.locations))
     else:
@@ -449,14 +449,16 @@ def cmd_compile(a):
     _note(f"vmapc: compiling {fn.name} for {', '.join(t.label for t in targets)}"
           + (f" (batch {batch}, in_dims {','.join(str(d) for d in in_dims)})" if in_dims else ""))
     manifest = export(fn, a.output, in_dims=in_dims, out_dims=out_dims, batch=batch, targets=targets,
-                      outputs=outputs, progress=progress, sign_key=key, sources=_model_sources(a.model))
+                      outputs=outputs, progress=progress, sign_key=key, sources=_model_sources(a.model),
+                      randomness=a.randomness)
     sig = ", ".join(f"{x['name']}: {x['type']}" for x in manifest["inputs"])
     res = ", ".join(f"{x['name']}: {x['type']}" for x in manifest["outputs"])
     _note(f"wrote {a.output}: {manifest['function']}({sig}) -> ({res})")
 
 
-def _read_inputs(specs, names):
-    """{name: array} for --input NAME=FILE.npy, checking the names against the model first."""
+def _read_inputs(specs, names, optional=()):
+    """{name: array} for --input NAME=FILE.npy, checking the names against the model first
+    (the `optional` ones may be left out)."""
     pairs = []
     for spec in specs:
         name, sep, path = spec.partition("=")
@@ -469,7 +471,7 @@ def _read_inputs(specs, names):
             raise UsageError(f"--input {n}: the model has no input {n!r} (its inputs: {', '.join(names)})")
         if given.count(n) > 1:
             raise UsageError(f"--input {n} is given twice")
-    missing = [n for n in names if n not in given]
+    missing = [n for n in names if n not in given and n not in optional]
     if missing:
         raise UsageError(f"missing --input for {', '.join(missing)} (the model takes {', '.join(names)})")
     return {name: read_npy(path, f"--input {name}") for name, path in pairs}
@@ -479,7 +481,7 @@ def cmd_run(a):
     from .runtime.artifact import load
     keys = [_read_key(k, "--trusted-key") for k in a.trusted_key] or None
     model = load(a.artifact, target=a.target, driver=a.driver, trusted_keys=keys)
-    inputs = _read_inputs(a.input, model.input_names)
+    inputs = _read_inputs(a.input, model.input_names, optional=model.defaults)
     t0 = time.perf_counter()
     outs = model(**inputs)
     elapsed = time.perf_counter() - t0
@@ -623,6 +625,10 @@ def build_parser():
         sp.add_argument("--out-dims", metavar="DIMS",
                         help="per output (or one for all): where the batch axis goes, or None (default 0)")
         sp.add_argument("--batch", metavar="N|dynamic", help=batch_help)
+        sp.add_argument("--randomness", choices=("error", "same", "different"), default="error",
+                        help="what a random draw from a key every example shares does (docs/randomness.md): "
+                             "error (the default), same (one draw, shared) or different (each example folds "
+                             "its global index into the key; the artifact then takes example_offset, default 0)")
 
     s = sub.add_parser("trace", help="trace a Python function into an IR file (.vir)", formatter_class=_FMT,
                        description="Trace FILE.py:FUNCTION for one example at the --arg specs and write "

@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import ArtifactError, BatchingError
 from .ir import Function
 from .shapes import Sym
-from .vmap import vmap
+from .vmap import OFFSET_NAME, vmap
 
 BATCH_SYMBOL = "B"
 
@@ -131,12 +131,17 @@ def batch_symbol(fn: Function) -> str:
     return name
 
 
-def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
+def batch_program(fn: Function, in_dims, out_dims=0, batch=None, randomness="error") -> Function:
     """The program to compile: `fn` itself without in_dims, else `fn` batched at
-    `batch` (an int, or "dynamic" for a symbolic batch size, see :func:`batch_symbol`)."""
+    `batch` (an int, or "dynamic" for a symbolic batch size ``B``), random draws from
+    shared keys following `randomness` (with "different", the program may take one more
+    input, ``example_offset``: see :func:`vmapc.vmap.batch_function`)."""
     if in_dims is None:
         if batch is not None:
             raise BatchingError("a batch size needs in_dims (which inputs carry the batch)")
+        if randomness != "error":
+            raise BatchingError("randomness needs in_dims (it says what a vmap does with random draws from a "
+                                "key every example shares)")
         return fn
     if batch is None:
         raise BatchingError("a batch size is needed with in_dims: an int, or 'dynamic'")
@@ -146,7 +151,7 @@ def batch_program(fn: Function, in_dims, out_dims=0, batch=None) -> Function:
         size = batch
     else:
         raise BatchingError(f"the batch size must be a positive int or 'dynamic', got {batch!r}")
-    return vmap(fn, in_dims=in_dims, out_dims=out_dims, axis_size=size)
+    return vmap(fn, in_dims=in_dims, out_dims=out_dims, axis_size=size, randomness=randomness)
 
 
 def output_names(out_tree=None, n: int = 1) -> list:
@@ -179,7 +184,7 @@ def _normalize(dims, values):
 
 
 def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targets=("cpu",),
-           outputs=None, progress=None, sign_key=None, sources=()) -> dict:
+           outputs=None, progress=None, sign_key=None, sources=(), randomness="error") -> dict:
     """Batch, compile and write an artifact directory; returns the manifest.
 
     `fn` is a traced program (see :func:`vmapc.trace`), or a Python function with
@@ -190,7 +195,10 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     identifiers, since ``vmapc run`` writes ``NAME.npy`` files.
     `progress(target, stage, nbytes=None)` is called with "compiling" and "done" per target.
     `sign_key` (bytes or str): sign the manifest with HMAC-SHA256 (see ``docs/cli.md``).
-    `sources`: the model's files, which must not be inside `out_dir` (it is replaced whole)."""
+    `sources`: the model's files, which must not be inside `out_dir` (it is replaced whole).
+    `randomness` is vmap's mode for random draws from shared keys; with "different" the
+    artifact may take one more input, ``example_offset`` (default 0: the global index of the
+    first example, for running a large batch in parts)."""
     from .optimize import simplify
     from .runtime.artifact import plain_name
     from .targets import get_target
@@ -214,7 +222,9 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     if not targets:
         raise BatchingError("vmapc.export: no targets")
     # what is compiled: the batched program, simplified as vmapc.compile does (same signature)
-    program = simplify(batch_program(fn, in_dims, out_dims, batch))
+    batched = batch_program(fn, in_dims, out_dims, batch, randomness)
+    offset_input = getattr(batched, "offset_input", None) if in_dims is not None else None
+    program = simplify(batched)
     names_out = list(outputs) if outputs is not None else output_names(getattr(fn, "out_tree", None),
                                                                        len(fn.outputs))
     if len(names_out) != len(fn.outputs) or len({n.lower() for n in names_out}) != len(names_out) \
@@ -232,7 +242,7 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
         raise ArtifactError(f"cannot write the artifact directory {out}: {e.strerror or e}") from None
     try:
         manifest = _write_artifact(tmp, fn, program, targets, in_dims, out_dims, batch, names_out, progress,
-                                   sign_key)
+                                   sign_key, randomness, offset_input)
         check_output_dir(out, sources)      # nothing appeared there meanwhile
         _publish(tmp, out)
     except OSError as e:       # a full disk, a read-only directory: nothing half-written stays
@@ -243,7 +253,8 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
     return manifest
 
 
-def _write_artifact(out: Path, fn, program, targets, in_dims, out_dims, batch, names_out, progress, sign_key):
+def _write_artifact(out: Path, fn, program, targets, in_dims, out_dims, batch, names_out, progress, sign_key,
+                    randomness, offset_input):
     """Compile for each target and write every file of the artifact into `out`."""
     from . import __version__
     from .driver import compile_mlir
@@ -273,6 +284,9 @@ def _write_artifact(out: Path, fn, program, targets, in_dims, out_dims, batch, n
     names_in = fn.arg_names
     if not names_in or len(set(names_in)) != len(names_in) or not all(plain_name(n) for n in names_in):
         names_in = [f"arg{i}" for i in range(len(fn.inputs))]
+    if offset_input is not None and OFFSET_NAME in names_in:
+        raise BatchingError(f"vmapc.export: an input is named {OFFSET_NAME!r}, the name randomness='different' "
+                            "gives the index of the first example; rename it")
     if in_dims is None:
         per_in, per_out = [None] * len(fn.inputs), [None] * len(fn.outputs)
     else:
@@ -288,12 +302,16 @@ def _write_artifact(out: Path, fn, program, targets, in_dims, out_dims, batch, n
         "outputs": [{"name": n, "type": str(pv.type), "example_type": str(v.type), "out_dim": d}
                     for n, v, pv, d in zip(names_out, fn.outputs, program.outputs, per_out)],
         "in_dims": per_in, "out_dims": per_out,
+        "randomness": randomness if in_dims is not None else None,
         "batch": batch if in_dims is not None else None,
         "batch_symbol": batch_symbol(fn) if batch == "dynamic" and in_dims is not None else None,
         "targets": entries,
         "vmapc_version": __version__, "iree_version": iv.VERSION,
         "ir_hash": hashlib.sha256(program.canonical().encode()).hexdigest(),
     }
+    if offset_input is not None:    # randomness="different": the first example's global index
+        manifest["inputs"].append({"name": OFFSET_NAME, "type": "u32[]", "example_type": "u32[]", "in_dim": None,
+                                   "default": 0})
     if sign_key is not None:
         manifest = sign(manifest, sign_key)
     _atomic_write(out / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())

@@ -8,7 +8,8 @@ elementwise unary/binary/``select``/``convert``/``bitcast``, reductions (``argma
 too) and scans (``cumulative``), ``dot_general`` in several layouts (and with both
 operands the same value), reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
 take/take_along_axis/dynamic_slice, the writes scatter/update_slice, ``sort`` (with
-payloads and several keys) and ``top_k``, iota and constants. Shapes are small, with
+payloads and several keys) and ``top_k``, iota and constants, and the bit ops (shifts,
+``threefry2x32``). Shapes are small, with
 size-1 dims that broadcast and (rarely) size-0 dims; dtypes are all twelve;
 inputs sometimes hold NaN, infinities, -0.0 or full-range integers.
 
@@ -223,7 +224,7 @@ DTYPES = (dt.FLOAT32, dt.INT32, dt.BOOL, dt.FLOAT64, dt.INT64, dt.FLOAT16, dt.UI
 FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadcast", "select",
             "convert", "slice", "concatenate", "rev", "pad", "take", "take_along_axis",
             "dynamic_slice", "argreduce", "iota", "scatter", "update_slice", "cumulative", "sort", "top_k",
-            "bitcast")
+            "bitcast", "bits")
 
 
 class Generator:
@@ -405,7 +406,7 @@ class Generator:
         kind = BINARY[op][0]
         if x.dtype not in dt.KINDS[kind]:
             x = self.as_dtype(x, self.choice(dt.FLOATS) if kind == "float" else
-                              self.choice((dt.INT32, dt.UINT8)) if kind == "integer_or_bool"
+                              self.choice((dt.INT32, dt.UINT8)) if kind in ("integer_or_bool", "int")
                               else self.choice((dt.FLOAT32, dt.INT32, dt.INT8)))
         strict = dt.is_float(x.dtype) and op in DISCONTINUOUS_BINARY
         if strict and not x.exact:
@@ -663,6 +664,7 @@ class Generator:
                     pass
             starts.append(self.index((), d + 2))
         return self.emit("update_slice", x, upd, *starts)
+
     def g_cumulative(self):
         x = self.pick(lambda v: v.rank >= 1)
         combine = self.choice(("add", "multiply", "maximum", "minimum"))
@@ -696,6 +698,18 @@ class Generator:
         x = self.pick(lambda v: v.dtype != dt.BOOL and (not dt.is_float(v.dtype) or v.producer in ("input", "constant")))
         same = [d for d in DTYPES if d != dt.BOOL and d.itemsize == x.dtype.itemsize and d != x.dtype]
         return self.emit("bitcast", x, dtype=self.choice(same))
+
+    def g_bits(self):
+        """threefry2x32 over uint32 words."""
+        x = self.pick(lambda v: v.dtype != dt.BOOL)
+        x = self.as_dtype(x, dt.UINT32)
+        ops = [x] + [self.partner(x, dt.UINT32) for _ in range(3)]
+        k = self.int(0, 3)
+        ops = ops[k:] + ops[:k]
+        self.step += 1
+        self.b.loc = Loc("fuzz-program", self.step)
+        for out in self.b.emit_multi("threefry2x32", [v.var for v in ops], {}):
+            self.pool.append(_Val(out, True, "threefry2x32", any(v.live for v in ops)))
 
     def g_iota(self):
         shape = self.shape(self.choice((1, 2, 3)))

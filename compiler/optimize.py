@@ -15,7 +15,8 @@ is easier to read. ``simplify`` runs a few rewrites to a fixed point:
 * **common subexpressions**: equations with the same op, operands and attributes
   are computed once (constants included);
 * **dead code**: equations nobody reads are dropped;
-* **constants folded**: an equation whose operands are all known at compile time
+* **constants folded** (but never through a random draw's ``key_use``, which vmap
+  must still see): an equation whose operands are all known at compile time
   (literals, iotas and what is computed from them) is evaluated with the reference
   rules and replaced by a literal, when its result is small (at most
   ``FOLD_MAX_ELEMENTS``). Broadcasts and iotas stay: they are cheap and exact in
@@ -79,6 +80,9 @@ def _fold_dot_operand(e: Eqn, side: int, perm) -> dict | None:
 FOLD_MAX_ELEMENTS = 1024       # a folded result becomes a literal of at most this many elements
 KNOWN_MAX_ELEMENTS = 1 << 20   # the largest intermediate value computed while folding
 _KEPT = ("constant", "iota", "broadcast_in_dim")
+# never known at compile time: a random draw's key marker must survive until vmap sees it
+# (a draw folded into a literal would be copied unchanged, the same for every example)
+_OPAQUE = ("key_use",)
 
 
 def fold_constants(fn: Function) -> tuple:
@@ -93,7 +97,8 @@ def fold_constants(fn: Function) -> tuple:
         sizes = [prod(v.shape) if is_static(v.shape) else None for v in e.outputs]
         if not has_subfunctions(e) and all(_empty(v) for v in e.outputs):
             known.update((v, np.zeros(v.shape, v.dtype)) for v in e.outputs)
-        if (not has_subfunctions(e) and all(v in known for v in e.inputs) and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
+        if (not has_subfunctions(e) and e.op not in _OPAQUE and all(v in known for v in e.inputs)
+                and all(n is not None and n <= KNOWN_MAX_ELEMENTS for n in sizes)):
             try:
                 with np.errstate(all="ignore"):
                     values = reference.apply(e, [known[v] for v in e.inputs])

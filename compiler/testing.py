@@ -166,6 +166,24 @@ def op_samples(dtypes: str = "all") -> list:
                 kind = "positive" if dt.is_unsigned(d) else "any"
             out.append(Sample(f"convert_{dt.short_name(s)}_{dt.short_name(d)}",
                               single_op("convert", [t], {"dtype": d}), _gen([t], [kind])))
+    # bitcast: the source's values are bits of normal floats where the target is a float
+    # (compiled code flushes subnormals to zero; the reference keeps them)
+    pairs = ((dt.FLOAT32, dt.UINT32), (dt.UINT32, dt.FLOAT32), (dt.INT32, dt.UINT32), (dt.FLOAT64, dt.INT64),
+             (dt.INT64, dt.FLOAT64), (dt.FLOAT16, dt.INT16), (dt.INT16, dt.FLOAT16), (dt.UINT8, dt.INT8))
+    for s, d in pairs[:2] if few else pairs:
+        t = _T((2, 3), s)
+        out.append(Sample(f"bitcast_{dt.short_name(s)}_{dt.short_name(d)}",
+                          single_op("bitcast", [t], {"dtype": d}), _bits_gen(t, d)))
+    # the random family: threefry over full-range words, with broadcasting; key_use with a dep
+    for shapes in (((2, 3),) * 4, ((2, 1), (1, 3), (2, 3), (1, 1)), ((),) * 4):
+        ts = [_T(sh, dt.UINT32) for sh in shapes]
+        out.append(Sample(f"threefry2x32_{shapes[0]}_{shapes[1]}", single_op("threefry2x32", ts, {}),
+                          lambda rng, ts=ts: [rng.integers(0, 2 ** 32, size=t.shape, dtype=np.uint32) for t in ts]))
+    for extra in ([], [_T((3,), dt.FLOAT32)]):
+        ts = [_T((2,), dt.UINT32)] + extra
+        out.append(Sample(f"key_use_{len(ts)}", single_op("key_use", ts, {"what": "normal"}),
+                          lambda rng, ts=ts: [rng.integers(0, 2 ** 32, size=(2,), dtype=np.uint32)]
+                          + [random_array(rng, t) for t in ts[1:]], tags=("random",)))
     red = {"reduce_sum": "numeric", "reduce_prod": "numeric", "reduce_max": "any", "reduce_min": "any",
            "reduce_any": "any", "reduce_all": "any"}
     for name, kind in red.items():
@@ -383,6 +401,18 @@ def _spec(t: TensorType):
     return ShapeDtype(t.shape, t.dtype)
 
 
+def _bits_gen(t: TensorType, target):
+    """Arguments for a bitcast of t to `target`: where the target is a float, the bits of
+    normal floats of that width (random values otherwise)."""
+    def gen(rng):
+        if dt.is_float(target):
+            x = rng.normal(0.0, 2.0, size=t.shape).astype(target)
+            x[x == 0] = 1
+            return [np.ascontiguousarray(x).view(t.dtype)]
+        return [random_array(rng, t)]
+    return gen
+
+
 def sampled_ops() -> set:
     return {e.op for s in op_samples() for e in s.fn.eqns}
 
@@ -473,7 +503,8 @@ def nested_cases(sample: Sample, rng, sizes=(2, 3)) -> list:
                 for o in range(len(fn.outputs))]
     cases.append(Case(f"{sample.name}_nested_{B1}x{B2}", outer, args, expected))
     # no-bdim: vmap(vmap(f, all None, axis_size=B1), in_dims=0) == broadcast of vmap(f)
-    inner = vmap(fn, in_dims=(None,) * n, axis_size=B1)
+    # (a random draw from a key no example changes is shared: randomness="same")
+    inner = vmap(fn, in_dims=(None,) * n, axis_size=B1, randomness="same")
     outer = vmap(inner, in_dims=(0,) * n, axis_size=B2)
     exs = [sample.gen(rng) for _ in range(B2)]
     per = [evaluate(fn, *ex) for ex in exs]

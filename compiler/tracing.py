@@ -178,12 +178,16 @@ class TraceContext:
 
     def __enter__(self):
         from .functionalize import allocations
+        from .random import guard_enter   # np.random/random calls raise while tracing
         _stack().append(self)
+        guard_enter()
         self._allocations = allocations().__enter__()
         return self
 
     def __exit__(self, *exc):
+        from .random import guard_exit
         self._allocations.__exit__(*exc)
+        guard_exit()
         _stack().pop()
         self.alive = False
 
@@ -522,6 +526,8 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
                 tracers[-1]._immutable = isinstance(leaf, np.generic)   # NumPy scalars: no writes
                 weak.append(False)
         a, k = pytree.unflatten(in_tree, tracers)
+        from .random import check_traced_function
+        check_traced_function(fn)   # a NumPy Generator named in fn would give constants
         try:
             out = fn(*a, **k)
         except VmapcError as err:

@@ -17,6 +17,16 @@ At the end, ``out_dims`` move each output's batch axis where the caller wants it
 (broadcasting outputs that do not depend on the batch). The result is an ordinary
 ``Function`` whose values print their batch dim after ``@``.
 
+One kind of equation may not be copied even when no input is batched: a random draw
+from a key that is the same for every example (``key_use``, see :mod:`vmapc.random`).
+Copying it would give every example the same numbers, so the vmap's ``randomness``
+mode decides (``rules.UNBATCHED_RULES``): ``"error"`` raises, ``"same"`` copies, and
+``"different"`` folds each example's global index into the key. The index is
+``iota(B) + example_offset``; the offset is 0 for a whole batch, and a run-time input of
+the batched program (``example_offset: u32[]``) when the batch may be one part of a
+larger one (``vmapc.compile`` with ``chunk_size``, artifacts run chunk by chunk), so
+the draws do not depend on how the batch is cut.
+
 :class:`Vmapped` is the user-facing transform (``vmapc.vmap``). Called inside a
 trace (nested vmap, or under ``vmapc.compile``), it traces the function at one
 example's shapes, batches that IR and inlines it into the enclosing trace, so
@@ -26,11 +36,14 @@ nesting composes to any depth. Called on arrays, it compiles itself for the CPU
 
 from __future__ import annotations
 
+import contextvars
+
 import numpy as np
 
+from . import dtypes as dt
 from . import pytree
 from .errors import BatchingError, NotCallableError, VmapcError
-from .ir import Builder, Function, Var
+from .ir import Builder, Function, TensorType, Var
 from .shapes import Sym
 
 
@@ -38,16 +51,77 @@ def _physical(t, bdim, size):
     return t.with_shape(t.shape[:bdim] + (size,) + t.shape[bdim:])
 
 
-def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | None = None) -> Function:
+RANDOMNESS = ("error", "same", "different")
+OFFSET_NAME = "example_offset"
+
+
+class Randomness:
+    """What one vmap does with a random draw from a key that is the same for every
+    example: ``mode`` is "error", "same" or "different". For "different", ``offset`` is
+    the global index of the batch's first example: an int, or None for a run-time input
+    of the batched program (created when a draw first needs it, as ``offset_input``)."""
+
+    def __init__(self, mode="error", offset=0, closed=False):
+        check_randomness(mode)
+        self.mode = mode
+        self.offset = offset
+        self.closed = closed          # a sub-program: no index of the batch is in scope
+        self.offset_input = None
+        self._index = None            # (builder, var): the index, emitted once per builder
+
+    def index(self, b: Builder, axis_size) -> Var:
+        """u32[B]: each example's global index, ``iota(B) + offset``."""
+        if self.closed:
+            raise BatchingError("vmap(randomness='different') cannot number the examples inside the body "
+                                "of a cond, loop or scan; split the key outside it (keys = "
+                                "vmapc.random.split(key, n), batched with in_dims 0) and pass the keys in")
+        if self._index is not None and self._index[0] is b:
+            return self._index[1]
+        idx = b.emit("iota", shape=(axis_size,), dimension=0, dtype=dt.UINT32)
+        if self.offset is None:
+            if self.offset_input is None:
+                self.offset_input = Var(TensorType((), dt.UINT32), OFFSET_NAME)
+            idx = b.emit("add", idx, b.reshape(self.offset_input, (1,)))
+        elif self.offset:
+            idx = b.emit("add", idx, b.full((1,), self.offset % 2 ** 32, dt.UINT32))
+        self._index = (b, idx)
+        return idx
+
+
+def check_randomness(mode):
+    if not isinstance(mode, str) or mode not in RANDOMNESS:
+        raise BatchingError(f"vmap: randomness must be 'error', 'same' or 'different', got {mode!r}")
+
+
+# The randomness of the vmap being applied, seen by rules that batch sub-programs (loop
+# bodies, branches): their draws follow the enclosing vmap's mode.
+_CURRENT = contextvars.ContextVar("vmapc_randomness", default=None)
+
+
+def _sub_randomness():
+    cur = _CURRENT.get()
+    return Randomness(cur.mode if cur is not None else "error", closed=True)
+
+
+def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | None = None,
+                   randomness="error", example_offset=0) -> Function:
     """The batched version of `fn`: input i gains a batch axis of `axis_size` at
     position ``in_bdims[i]`` (None: unbatched); output j has it at ``out_bdims[j]``
     (an int applies to every output; None: the output must not depend on the batch).
-    Sizes may be symbolic (``Sym("B")``)."""
+    Sizes may be symbolic (``Sym("B")``).
+
+    ``randomness`` ("error", "same", "different", or a :class:`Randomness`) says what a
+    draw from a key that is the same for every example does (see the module docstring);
+    ``example_offset`` is the global index of the first example, an int or None for a
+    run-time input. When "different" needed the index and the offset is a run-time
+    input, the result has one more input, last, ``example_offset: u32[]``, and
+    ``result.offset_input`` is its position (otherwise None)."""
     from vmapc.rules.helpers import materialize, move_bdim
 
     if isinstance(out_bdims, int) or out_bdims is None:
         out_bdims = [out_bdims] * len(fn.outputs)
-    b, inputs, env, bdims = _batch_eqns(fn, in_bdims, axis_size)
+    rng = randomness if isinstance(randomness, Randomness) else Randomness(randomness, example_offset)
+    b, inputs, env, bdims = _batch_eqns(fn, in_bdims, axis_size, rng)
     outputs = []
     for j, (v, want) in enumerate(zip(fn.outputs, out_bdims)):
         nv, d = env[v]
@@ -62,7 +136,15 @@ def batch_function(fn: Function, in_bdims, axis_size, out_bdims=0, name: str | N
             nv = move_bdim(b, nv, d, want)
         outputs.append(nv)
         bdims[nv] = want
-    return Function(inputs, b.eqns, outputs, name=name or fn.name, arg_names=fn.arg_names, bdims=bdims)
+    arg_names = fn.arg_names
+    if rng.offset_input is not None:
+        inputs.append(rng.offset_input)
+        bdims[rng.offset_input] = None
+        if arg_names is not None:
+            arg_names = list(arg_names) + [OFFSET_NAME]
+    out = Function(inputs, b.eqns, outputs, name=name or fn.name, arg_names=arg_names, bdims=bdims)
+    out.offset_input = len(inputs) - 1 if rng.offset_input is not None else None
+    return out
 
 
 def batch_outputs(fn: Function, in_bdims, axis_size) -> list:
@@ -70,7 +152,7 @@ def batch_outputs(fn: Function, in_bdims, axis_size) -> list:
     `in_bdims`, left where the rules put it (None: the output does not depend on the
     batch). The analysis that loop rules iterate to a fixpoint (JAX's
     ``batch_jaxpr(..., instantiate=False)``); nothing is kept."""
-    _, _, env, _ = _batch_eqns(fn, in_bdims, axis_size)
+    _, _, env, _ = _batch_eqns(fn, in_bdims, axis_size, _sub_randomness())
     return [env[v][1] for v in fn.outputs]
 
 
@@ -79,15 +161,23 @@ def batch_subfunction(fn: Function, in_bdims, axis_size, out_bdims) -> Function:
     :func:`batch_function`, but an output whose entry in `out_bdims` is None must not
     depend on the batch (the rule has checked this with :func:`batch_outputs`), and
     the result has no batch-dim annotations of its own."""
-    f = batch_function(fn, in_bdims, axis_size, out_bdims, name=fn.name)
+    f = batch_function(fn, in_bdims, axis_size, out_bdims, name=fn.name, randomness=_sub_randomness())
     f.bdims = None
     return f
 
 
-def _batch_eqns(fn: Function, in_bdims, axis_size):
+def _batch_eqns(fn: Function, in_bdims, axis_size, randomness: Randomness):
     """The pass itself: (builder holding the batched equations, batched inputs,
     env mapping each var of `fn` to (batched var, bdim), bdims of the new vars)."""
-    from vmapc.rules import BATCH_RULES, fallback_rule
+    token = _CURRENT.set(randomness)
+    try:
+        return _batch_eqns_in(fn, in_bdims, axis_size, randomness)
+    finally:
+        _CURRENT.reset(token)
+
+
+def _batch_eqns_in(fn: Function, in_bdims, axis_size, randomness: Randomness):
+    from vmapc.rules import BATCH_RULES, UNBATCHED_RULES, fallback_rule
 
     in_bdims = list(in_bdims)
     if len(in_bdims) != len(fn.inputs):
@@ -107,7 +197,13 @@ def _batch_eqns(fn: Function, in_bdims, axis_size):
         args = [env[v][0] for v in e.inputs]
         ds = [env[v][1] for v in e.inputs]
         b.loc = e.loc
-        if all(d is None for d in ds):
+        if all(d is None for d in ds) and e.op in UNBATCHED_RULES:   # a draw from a shared key
+            try:
+                outs, out_ds = UNBATCHED_RULES[e.op](b, args, axis_size, randomness, **e.attrs)
+            except VmapcError as err:
+                raise err.with_loc(e.loc)
+            _check_rule(e, outs, out_ds, axis_size)
+        elif all(d is None for d in ds):
             outs, out_ds = b.emit_multi(e.op, args, e.attrs), [None] * len(e.outputs)
         else:
             rule = BATCH_RULES.get(e.op)
@@ -264,28 +360,39 @@ class Vmapped:
     ``in_dims`` and ``out_dims`` follow JAX and torch.func: an int (negative counts
     from the end) or None, or a pytree prefix of the arguments / outputs (tuples,
     lists, dicts). Keyword arguments are batched along axis 0. ``axis_size`` is
-    needed when no argument is batched, and checked otherwise."""
+    needed when no argument is batched, and checked otherwise. ``randomness`` is what
+    a :mod:`vmapc.random` draw from a key that is the same for every example does:
+    "error" (the default), "same" or "different" (see ``docs/randomness.md``)."""
 
-    def __init__(self, fn, in_dims=0, out_dims=0, axis_size=None):
+    def __init__(self, fn, in_dims=0, out_dims=0, axis_size=None, randomness="error"):
         if not callable(fn):
             raise NotCallableError(f"vmap: expected a function, got {type(fn).__name__}")
+        try:
+            check_randomness(randomness)
+        except BatchingError as err:
+            from .tracing import user_loc
+            raise err.with_loc(user_loc())
         self.fn = fn
         self.in_dims = in_dims
         self.out_dims = out_dims
         self.axis_size = axis_size
+        self.randomness = randomness
         self.__name__ = getattr(fn, "__name__", "vmapped")
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
         self._compiled = None
 
     def __repr__(self):
-        return f"vmap({self.__name__}, in_dims={self.in_dims!r}, out_dims={self.out_dims!r})"
+        extra = f", randomness={self.randomness!r}" if self.randomness != "error" else ""
+        return f"vmap({self.__name__}, in_dims={self.in_dims!r}, out_dims={self.out_dims!r}{extra})"
 
-    def trace_batched(self, args, kwargs, symbolic=None, with_example=False):
+    def trace_batched(self, args, kwargs, symbolic=None, with_example=False, example_offset=0):
         """Trace one example and batch it. Returns (batched Function, leaf bdims,
         out_tree, leaves[, the traced example Function]); the batched function's
         inputs are the leaves followed by any values captured from an enclosing trace
-        (unbatched). With `symbolic` (a Sym), the batch size in the IR is that symbol."""
+        (unbatched), and ``example_offset`` when it is None and a draw needed it (see
+        :func:`batch_function`). With `symbolic` (a Sym), the batch size in the IR is
+        that symbol."""
         from .tracing import trace_flat
         leaves, bdims, paths = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
         size = batch_size(leaves, bdims, paths, self.axis_size)
@@ -300,7 +407,8 @@ class Vmapped:
         out_ds = leaf_out_dims(self.out_dims, out_tree, f.out_types[:user_outputs(f)])
         if writes_of(f):   # arguments the function writes into: each example writes its own slice
             out_ds += out_dims_of_writes(f, bdims, size, paths)
-        bf = batch_function(f, bdims + [None] * len(captured), size, out_ds)
+        bf = batch_function(f, bdims + [None] * len(captured), size, out_ds, randomness=self.randomness,
+                            example_offset=example_offset)
         bf.mutated = writes_of(f)
         if with_example:
             return bf, bdims, out_tree, leaves + captured, f
@@ -331,12 +439,14 @@ class Vmapped:
         return self._compiled(*args, **kwargs)
 
 
-def vmap(fn, in_dims=0, out_dims=0, axis_size=None):
+def vmap(fn, in_dims=0, out_dims=0, axis_size=None, randomness="error"):
     """Vectorize `fn` over a batch axis; see :class:`Vmapped`.
 
     On an IR :class:`~vmapc.ir.Function`, returns the batched Function (``in_dims``
-    per flat input, ``axis_size`` required)."""
+    per flat input, ``axis_size`` required); with ``randomness="different"`` it may
+    take one more input, ``example_offset`` (see :func:`batch_function`)."""
     if isinstance(fn, Function):
+        check_randomness(randomness)
         if axis_size is None:
             raise BatchingError("vmap of an IR Function needs axis_size (its inputs have no batch axis yet)")
         n = len(fn.inputs)
@@ -359,5 +469,5 @@ def vmap(fn, in_dims=0, out_dims=0, axis_size=None):
                 raise BatchingError(f"vmap: out_dims[{j}] is {d} but output {j} has rank {v.rank}, so the "
                                     f"batched output has rank {v.rank + 1} (valid: {-(v.rank + 1)}..{v.rank})")
         outs = [None if d is None else int(d) % (v.rank + 1) for d, v in zip(outs, fn.outputs)]
-        return batch_function(fn, norm, axis_size, outs)
-    return Vmapped(fn, in_dims, out_dims, axis_size)
+        return batch_function(fn, norm, axis_size, outs, randomness=randomness, example_offset=None)
+    return Vmapped(fn, in_dims, out_dims, axis_size, randomness)

@@ -15,7 +15,13 @@ indexing        ``take``, ``take_along_axis``, ``dynamic_slice``  native
 creation        ``iota``, ``constant`` (never batched)           native
 control         ``cond``, ``while_loop``, ``scan``                 native
 sorting         ``sort``, ``top_k``                               native
+random          ``threefry2x32`` (elementwise), ``key_use``      family,
+                                                                native
 ==============  ==============================================  ========
+
+``random`` also holds :data:`UNBATCHED_RULES`: what the vmap pass does with an equation
+none of whose operands is batched when copying it unchanged would be wrong (a random draw
+from a key every example shares; see :mod:`vmapc.rules.random`).
 
 A *family* rule is one function serving a whole family; a *native* rule is
 written for its op. An op with neither would use the loop-and-stack
@@ -28,8 +34,9 @@ from __future__ import annotations
 
 from vmapc.ops import OPS
 
-from . import contraction, control, creation, elementwise, indexing, reduction, shape, sorting
+from . import contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
 from .fallback import MODES, fallback_mode, fallback_rule, get_mode, set_mode  # noqa: F401
+from .random import UNBATCHED_RULES  # noqa: F401
 
 BATCH_RULES: dict = {}
 RULE_KINDS: dict = {}
@@ -39,6 +46,8 @@ for _module, _kind in ((elementwise, "family"), (reduction, "family"), (contract
     for _name, _rule in _module.RULES.items():
         BATCH_RULES[_name] = _rule
         RULE_KINDS[_name] = _kind
+BATCH_RULES.update(random.RULES)
+RULE_KINDS.update(random.KINDS)
 
 
 def rule_kind(op: str) -> str:

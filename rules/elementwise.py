@@ -1,4 +1,5 @@
-"""The elementwise family rule: one rule for every unary, binary and ternary op.
+"""The elementwise family rule: one rule for every unary, binary and ternary op (and for
+``threefry2x32``, elementwise with two results).
 
 Elementwise ops in the IR take operands of equal rank, and a size-1 dim broadcasts.
 So batching never needs to copy an unbatched operand: it gets a size-1 axis where
@@ -30,7 +31,8 @@ def elementwise_rule(b, args, bdims, op, **attrs):
             operands.append(insert_unit_dim(b, x, target))
         else:
             operands.append(move_bdim(b, x, d, target))
-    return [b.emit(op, *operands, **attrs)], [target]
+    outs = b.emit_multi(op, operands, attrs)
+    return outs, [target] * len(outs)
 
 
 RULES = {name: partial(elementwise_rule, op=name) for name, o in OPS.items() if o.family == "elementwise"}

@@ -33,6 +33,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .. import dtypes as dt
 from ..errors import ArtifactError, CallError, ExecutionError, VmapcError
 from ..ir import TensorType
@@ -323,6 +325,9 @@ class Artifact:
             raise ArtifactError(f"{vmfb}: checksum mismatch (the file is corrupt or from another build)")
         self.target = target
         self.inputs = [(a["name"], parse_type(a["type"])) for a in self.manifest["inputs"]]
+        # inputs the caller may leave out (example_offset of randomness="different": 0)
+        self.defaults = {a["name"]: a["default"] for a in self.manifest["inputs"]
+                         if isinstance(a.get("default"), int) and not isinstance(a.get("default"), bool)}
         self.outputs = [(a["name"], parse_type(a["type"])) for a in self.manifest["outputs"]]
         try:
             module = Module(code, driver=driver or info.get("driver") or "local-sync",
@@ -359,16 +364,22 @@ class Artifact:
             if unknown:
                 raise CallError(f"unknown argument(s) {', '.join(unknown)}; {self.name} takes "
                                 f"{', '.join(self.input_names)}")
+            named = {**{n: v for n, v in self.defaults.items() if n not in named}, **named}
             missing = [n for n in self.input_names if n not in named]
             if missing:
                 raise CallError(f"missing argument(s) {', '.join(missing)}; {self.name} takes "
                                 f"{', '.join(self.input_names)}")
             args = [named[n] for n in self.input_names]
+        trailing = [n for n in self.input_names[len(args):]]
+        if args and trailing and all(n in self.defaults for n in trailing):
+            args = list(args) + [self.defaults[n] for n in trailing]
         if len(args) != len(self.inputs):
             raise CallError(f"{self.name} takes {len(self.inputs)} arguments ({', '.join(self.input_names)}), "
                             f"got {len(args)}")
         arrays = []
         for (name, t), a in zip(self.inputs, args):
+            if name in self.defaults and isinstance(a, int):
+                a = np.asarray(a, dtype=t.dtype)
             a = as_input(a, f"`{name}`", t.dtype)
             if not a.dtype.isnative:        # big-endian data runs as a native-order copy
                 a = a.astype(a.dtype.newbyteorder("="))

@@ -806,3 +806,28 @@ def test_export_a_python_function(tmp_path, vmapc_shared_cache, data):
     with pytest.raises(vmapc.TargetError, match="unknown target"):
         vmapc.export(vmapc.trace(mlp, vmapc.f32[64], data["w1"], data["w2"]), tmp_path / "exp3",
                      targets=["tpu"])
+
+
+# --- random numbers --------------------------------------------------------------------------------
+
+NOISY = '''
+import vmapc.random as vr
+
+def noisy(x, key):
+    return x + vr.normal(key, x.shape)
+'''
+
+
+def test_randomness_option_of_show(work):
+    """--randomness: a shared key is refused by default at the draw's line; 'different' gives
+    the batched program the example_offset input; 'same' does not need it."""
+    (work / "noisy.py").write_text(NOISY)
+    args = ["noisy.py:noisy", "--arg", "x=f32[3]", "--arg", "key=u32[2]", "--in-dims", "0,None",
+            "--stage", "batched"]
+    assert_error(cli("show", *args, cwd=work), 1, "BatchingError", "vmapc.random.normal draws from a key",
+                 "--randomness", "noisy.py:5")
+    out = ok(cli("show", *args, "--randomness", "different", cwd=work)).stdout
+    assert "example_offset:u32[]" in out and "threefry2x32" in out
+    out = ok(cli("show", *args, "--randomness", "same", cwd=work)).stdout
+    assert "example_offset" not in out
+    assert_error(cli("show", *args, "--randomness", "often", cwd=work), 2, "--randomness")

@@ -413,10 +413,84 @@ def huge_outer_product():
     vmapc.trace(lambda x: np.outer(x, x), F32[2 ** 32])  # <-- huge_outer_product
 
 
+# --- random numbers --------------------------------------------------------------------------------
+
+KEY = vmapc.random.key(0)
+GLOBAL_RNG = np.random.default_rng(0)
+
+
+@entry("trace", UnsupportedError, r"numpy\.random\.normal inside a traced function draws once, while tracing: "
+                                  r"its numbers would be constants .* Use vmapc\.random with a key argument")
+def numpy_random_in_trace():
+    vmapc.trace(lambda x: x + np.random.normal(size=3), F32[3])  # <-- numpy_random_in_trace
+
+
+@entry("trace", UnsupportedError, r"the numpy\.random\.Generator `GLOBAL_RNG` inside a traced function draws once")
+def numpy_generator_in_trace():
+    def f(x):  # <-- numpy_generator_in_trace
+        return x + GLOBAL_RNG.normal(size=3)
+    vmapc.trace(f, F32[3])
+
+
+@entry("trace", DTypeError, r"vmapc\.random\.normal: key must be a uint32 array of shape \(2,\) \(from "
+                            r"vmapc\.random\.key\(seed\) or split\), got dtype int32")
+def random_key_dtype():
+    vmapc.trace(lambda k: vmapc.random.normal(k, (3,)), I32[2])  # <-- random_key_dtype
+
+
+@entry("trace", ShapeError, r"vmapc\.random\.normal: key must have shape \(2,\), got shape \(3, 2\) \(an array "
+                            r"of keys: take one, or vmap over them\)")
+def random_key_shape():
+    vmapc.trace(lambda k: vmapc.random.normal(k, (3,)), vmapc.u32[3, 2])  # <-- random_key_shape
+
+
+@entry("trace", ShapeError, r"vmapc\.random\.normal: shape must be static \(Python ints\), got a traced value")
+def random_shape_not_static():
+    vmapc.trace(lambda n: vmapc.random.normal(KEY, (n,)), I32[()])  # <-- random_shape_not_static
+
+
+@entry("trace", DTypeError, r"vmapc\.random\.normal: dtype float64 is not supported \(supported: float16, "
+                            r"float32\): float64 draws would need")
+def random_float64_normal():
+    vmapc.trace(lambda k: vmapc.random.normal(k, (3,), np.float64), vmapc.u32[2])  # <-- random_float64_normal
+
+
+@entry("trace", ShapeError, r"vmapc\.random\.permutation: 100000 elements; permutations are ranked by comparing "
+                            r"every pair, so at most 65536 elements")
+def random_permutation_too_long():
+    vmapc.trace(lambda k: vmapc.random.permutation(k, 100_000), vmapc.u32[2])  # <-- random_permutation_too_long
+
+
+@entry("trace", UnsupportedError, r"vmapc\.random\.truncated_normal: lower must be known when tracing")
+def random_traced_truncation_bound():
+    vmapc.trace(lambda lo: vmapc.random.truncated_normal(KEY, lo, 2.0, (3,)), F32[()])  # <-- random_traced_truncation_bound
+
+
 # --- batching --------------------------------------------------------------------------------------
 
 def add(x, y):
     return x + y
+
+
+def draw(x, key):
+    return x + vmapc.random.normal(key, x.shape)  # <-- randomness_error
+
+
+@entry("batch", BatchingError, r"vmap: vmapc\.random\.normal draws from a key that is the same for every example, "
+                               r"so every example would get the same numbers \(randomness='error', the default\)\. "
+                               r"Pass one key per example")
+def randomness_error():
+    vmapc.vmap(draw, in_dims=(0, None))(np.zeros((4, 3), np.float32), KEY)
+
+
+@entry("batch", BatchingError, r"vmap: randomness must be 'error', 'same' or 'different', got 'diff'")
+def randomness_unknown():
+    vmapc.vmap(draw, randomness="diff")  # <-- randomness_unknown
+
+
+@entry("batch", BatchingError, r"vmapc\.compile: randomness needs in_dims", loc=False)
+def randomness_without_in_dims():
+    vmapc.compile(draw, randomness="different")
 
 
 @entry("batch", BatchingError, r"vmap: in_dims is 2 but argument `x` has rank 2 \(valid: -2\.\.1\)")

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 import vmapc
 import vmapc.numpy as vnp
 from vmapc import pytree
-from vmapc.errors import UnsupportedError, VmapcError
+from vmapc.errors import DTypeError, UnsupportedError, VmapcError
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -237,7 +237,8 @@ def test_unary_ufunc_special_values(name, d):
 
 
 @pytest.mark.parametrize("name", [n for n in BINARY_UFUNCS
-                                  if n not in ("matmul", "bitwise_and", "bitwise_or", "bitwise_xor")])
+                                  if n not in ("matmul", "bitwise_and", "bitwise_or", "bitwise_xor",
+                                               "left_shift", "right_shift")])
 @pytest.mark.parametrize("d", FLOATS)
 def test_binary_ufunc_special_values(name, d):
     u = getattr(np, name)
@@ -1601,6 +1602,34 @@ def test_transpose_reshape_moveaxis(shape, data):
     x = arr(shape, "float32")
     check(lambda x: (np.transpose(x, perm), np.moveaxis(x, src, dst), x.reshape(-1), np.reshape(x, shape[::-1]),
                      np.expand_dims(x, 0), np.squeeze(x), np.flip(x)), x)
+
+
+# --- bits: views and shifts ------------------------------------------------------------------
+
+@pytest.mark.parametrize("src,dst", [("float32", "uint32"), ("float32", "int32"), ("float64", "int64"),
+                                     ("float16", "uint16"), ("int8", "uint8"), ("uint32", "int32")])
+def test_view_reinterprets_bits_like_numpy(src, dst):
+    x = arr((2, 3), src)
+    check(lambda x: (x.view(dst), x.view(dst).view(src), x.view()), x)
+
+
+def test_view_to_another_width_or_bool_is_an_error():
+    for d in ("float64", "uint16", "bool"):
+        with pytest.raises(DTypeError, match="same width"):
+            vmapc.trace(lambda x: x.view(d), vmapc.f32[3])
+    with pytest.raises(UnsupportedError, match="`type`"):
+        vmapc.trace(lambda x: x.view(np.uint32, type=np.ndarray), vmapc.f32[3])
+
+
+@pytest.mark.parametrize("d", ["uint8", "int8", "int16", "uint32", "int32", "int64", "uint64"])
+def test_shifts_follow_numpy_for_every_amount(d):
+    """Amounts from 0 past the bit width (NumPy gives 0, or -1 for a negative operand shifted
+    right) and negative amounts, with the Python operators and the ufuncs."""
+    bits = np.dtype(d).itemsize * 8
+    info = np.iinfo(d)
+    x = np.array([0, 1, 3, info.max, info.min, info.max // 3, info.min + 1], dtype=d)[:, None]
+    amounts = np.arange(-2 if info.min < 0 else 0, bits + 3).astype(d)[None, :]
+    check(lambda x, s: (x << s, x >> s, np.left_shift(x, s), np.right_shift(x, 1), 1 << s), x, amounts)
 
 
 # --- coverage of the public API -------------------------------------------------------------

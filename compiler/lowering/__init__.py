@@ -49,7 +49,7 @@ the choice of op: ``divui``, ``cmpi ult``, ``uitofp``...). A symbolic dim such a
 The table :data:`LOWERINGS` has one rule per op of :data:`vmapc.ops.OPS`, assembled
 here from one module per op family (mirroring :mod:`vmapc.rules`): ``elementwise``,
 ``reduction``, ``contraction``, ``shape``, ``indexing``, ``creation``, ``control`` (``scf``
-loops and branches around the sub-programs' kernels), ``sorting``. ``base`` holds
+loops and branches around the sub-programs' kernels), ``sorting``, ``random``. ``base`` holds
 the shared helpers (MLIR types, scalar arithmetic, maps, :class:`LoweringContext`) and
 ``module`` lowers whole functions and modules. A rule is::
 
@@ -68,10 +68,10 @@ compiler session's, see ``docs/architecture.md``), verifies it, and returns a
 
 from __future__ import annotations
 
-from . import contraction, control, creation, elementwise, indexing, reduction, shape, sorting
+from . import contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
 from .base import LoweringContext, element_type, tensor_type  # noqa: F401
 from .module import LIBM_F64_OPS, LIBM_OPS, LoweredModule, lower, needs_libm  # noqa: F401
 
 LOWERINGS: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random):
     LOWERINGS.update(_module.RULES)

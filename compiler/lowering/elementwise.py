@@ -351,6 +351,20 @@ def _atan2(y, x, dtype):
     return select(_or(_isnan(x), _isnan(y)), c(math.nan), r)
 
 
+def _shift(a, b, dtype, left):
+    """NumPy's left_shift/right_shift: a shift by the bit width or more, or by a negative
+    amount (a huge unsigned one), gives 0, or -1 for a negative signed operand shifted right.
+    MLIR's shifts are poison there, so the amount is checked first."""
+    bits = dt.bits(dtype)
+    in_range = arith.cmpi(arith.CmpIPredicate.ult, b, const(dtype, bits))
+    safe = select(in_range, b, const(dtype, 0))
+    if left:
+        return select(in_range, arith.shli(a, safe), const(dtype, 0))
+    if _is_s(dtype):
+        return select(in_range, arith.shrsi(a, safe), arith.shrsi(a, const(dtype, bits - 1)))
+    return select(in_range, arith.shrui(a, safe), const(dtype, 0))
+
+
 def _logical(op):
     return lambda a, b, dtype: op(truthy(a, dtype), truthy(b, dtype))
 
@@ -379,6 +393,8 @@ _BINARY = {
     "bitwise_and": lambda a, b, dtype: arith.andi(a, b),
     "bitwise_or": lambda a, b, dtype: arith.ori(a, b),
     "bitwise_xor": lambda a, b, dtype: arith.xori(a, b),
+    "left_shift": lambda a, b, dtype: _shift(a, b, dtype, left=True),
+    "right_shift": lambda a, b, dtype: _shift(a, b, dtype, left=False),
 }
 
 

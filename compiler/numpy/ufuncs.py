@@ -35,6 +35,7 @@ _BINARY_OPS = {
     "greater": "greater", "greater_equal": "greater_equal", "logical_and": "logical_and",
     "logical_or": "logical_or", "logical_xor": "logical_xor", "bitwise_and": "bitwise_and",
     "bitwise_or": "bitwise_or", "bitwise_xor": "bitwise_xor",
+    "left_shift": "left_shift", "right_shift": "right_shift",
 }
 # NumPy's bool loops, in terms of ops that take bool
 _BOOL_BINARY = {"add": "logical_or", "multiply": "logical_and", "maximum": "logical_or",

@@ -38,6 +38,10 @@ BINARY = {
     "logical_and": ("any", "bool"), "logical_or": ("any", "bool"), "logical_xor": ("any", "bool"),
     "bitwise_and": ("integer_or_bool", "same"), "bitwise_or": ("integer_or_bool", "same"),
     "bitwise_xor": ("integer_or_bool", "same"),
+    # NumPy's shifts: right_shift is arithmetic for signed and logical for unsigned dtypes; a
+    # shift by at least the bit width (or by a negative amount) gives 0, or -1 for a negative
+    # signed operand shifted right (NumPy's npy_lshift/npy_rshift)
+    "left_shift": ("int", "same"), "right_shift": ("int", "same"),
 }
 
 
