@@ -28,10 +28,11 @@ import numpy as np
 
 from . import dtypes as dt
 from . import pytree
-from .errors import BatchingError, CallError, ExecutionError, NotCallableError, VmapcError
+from .arguments import MANY_VALUES, StaticArgs, arg_path, check_hashable, compile_static, static_summary
+from .errors import BatchingError, CallError, ExecutionError, NotCallableError, PerformanceWarning, VmapcError
 from .optimize import simplify
 from .shapes import Sym
-from .tracing import Tracer, trace_flat, user_loc
+from .tracing import Tracer, _arg_names, current, trace_flat, user_loc
 from .vmap import Vmapped, _is_array, leaf_in_dims
 
 BATCH_SYMBOL = "B"
@@ -87,8 +88,11 @@ class Lowered:
     ``program``: what is lowered (the above, simplified by :mod:`vmapc.optimize`);
     ``mlir``: the MLIR text handed to IREE; ``compile()``: an :class:`Executable`."""
 
-    def __init__(self, ir, batched, out_tree, target, driver, batch, name):
+    def __init__(self, ir, batched, out_tree, target, driver, batch, name, in_tree=None, static_args=None):
         self.ir = ir
+        self.in_tree = in_tree            # the arguments' structure, with their static values
+        self.arg_names = []               # the function's parameter names (for messages)
+        self.static_args = static_args    # static_argnums/static_argnames (a vmapc.arguments.StaticArgs)
         self.batched = batched
         # what is lowered: the program after vmapc.optimize.simplify (same signature)
         self.program = simplify(batched if batched is not None else ir)
@@ -161,7 +165,16 @@ class Executable:
 
     def __call__(self, *args, **kwargs):
         try:
-            leaves, _ = pytree.flatten((args, kwargs))
+            if self.lowered.static_args is not None:
+                args, kwargs = self.lowered.static_args.wrap(args, kwargs)
+            leaves, tree = pytree.flatten((args, kwargs), static=compile_static)
+            expected = self.lowered.in_tree
+            if expected is not None and tree != expected:
+                where, got, want = pytree.first_difference(tree, expected)
+                if "const" in (got.kind, want.kind):     # a static value, where arrays were traced or another value
+                    raise CallError(f"{self.lowered.name}: argument `{arg_path(where, self.lowered.arg_names)}` "
+                                    f"is {pytree.describe(got)}, but this executable was compiled for "
+                                    f"{pytree.describe(want)} there")
             if len(leaves) != len(self.in_types):
                 raise CallError(f"{self.lowered.name}: expected {len(self.in_types)} array arguments, "
                                 f"got {len(leaves)}")
@@ -178,12 +191,13 @@ class Compiled:
     """The callable returned by :func:`compile`; see the module docstring."""
 
     def __init__(self, fn, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-                 chunk_size=None, driver=None):
+                 chunk_size=None, driver=None, static_argnums=None, static_argnames=None, axis_name=None):
         from .driver import get_target
         batched = in_dims is not None
         if isinstance(fn, Vmapped) and in_dims is None:
             # vmap(f, in_dims=None, axis_size=N) is still a vmap (every output gains the batch)
-            in_dims, out_dims, axis_size, fn, batched = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn, True
+            in_dims, out_dims, axis_size, axis_name, fn, batched = (fn.in_dims, fn.out_dims, fn.axis_size,
+                                                                    fn.axis_name, fn.fn, True)
         if not callable(fn):
             raise NotCallableError(f"vmapc.compile: expected a function, got {type(fn).__name__}")
         if batch not in ("static", "dynamic"):
@@ -205,7 +219,12 @@ class Compiled:
         self._cache: dict = {}
         self._fast: dict = {}          # ((shape, dtype), ...) of positional arrays -> Executable
         self._lock = threading.Lock()
-        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size) if batched else None
+        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size, axis_name) if batched else None
+        try:
+            self._static = StaticArgs(fn, static_argnums, static_argnames)
+        except CallError as err:
+            raise _at_call_site(err)
+        self._static_seen: set = set()     # the static values compiled for (PerformanceWarning past MANY_VALUES)
 
     def __repr__(self):
         return f"<vmapc.compile({self.__name__}, target={self.target.name!r}, in_dims={self.in_dims!r})>"
@@ -227,6 +246,14 @@ class Compiled:
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace (and batch) for these arguments and lower to MLIR, without compiling."""
+        args, kwargs = self._static.wrap(args, kwargs)
+        lowered = self._lower(args, kwargs)
+        lowered.in_tree = pytree.flatten((args, kwargs), static=compile_static)[1]
+        lowered.static_args = self._static
+        lowered.arg_names = _arg_names(self.fn, len(args))
+        return lowered
+
+    def _lower(self, args, kwargs) -> Lowered:
         name = self.__name__ if self.__name__.isidentifier() and self.__name__ != "<lambda>" else "main"
         if self._vmapped is None:
             f, _, out_tree, _ = trace_flat(self.fn, args, kwargs, name=name)
@@ -257,7 +284,10 @@ class Compiled:
                     if self.chunk_size is None:
                         return hit.call_positional(args)
                     return self._run_chunked(hit[0], args, kwargs, list(args), hit[1])
-        leaves, tree = pytree.flatten((args, kwargs))
+        if current() is not None:
+            return self._inline(args, kwargs)
+        args, kwargs = self._static.wrap(args, kwargs)
+        leaves, tree = pytree.flatten((args, kwargs), static=compile_static)
         native = _native(leaves)
         if native is not None:
             args, kwargs = pytree.unflatten(tree, native)
@@ -265,11 +295,15 @@ class Compiled:
         try:
             bdims = None
             if self._vmapped is not None:
-                _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
+                _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs, static=compile_static)
             key = (tree, self._signature(leaves, bdims))
+            try:
+                exe = self._cache.get(key)
+            except TypeError:       # an unhashable static value: say which
+                check_hashable(tree, _arg_names(self.fn, len(args)))
+                raise
         except (BatchingError, CallError) as err:
             raise _at_call_site(err)
-        exe = self._cache.get(key)
         if exe is None:
             with self._lock:        # one compile per signature, also under threads
                 exe = self._cache.get(key)
@@ -279,6 +313,7 @@ class Compiled:
                     except VmapcError as err:   # errors without a line of their own: the call's
                         raise _at_call_site(err)
                     self._cache[key] = exe
+                    self._count_static_values(tree, args)
         positional = not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args)
         if self.chunk_size is not None:
             if positional:
@@ -288,6 +323,29 @@ class Compiled:
             self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
+
+    def _inline(self, args, kwargs):
+        """Called inside a trace (vmap or compile of a function that calls this one):
+        the function's program becomes part of the enclosing one, as ``jax.jit`` inside
+        ``jax.vmap`` does."""
+        if self._vmapped is not None:
+            return self._vmapped(*args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def _count_static_values(self, tree, args):
+        """Warn once when this function has compiled for many values of its static
+        arguments (an int that changes every call compiles every call)."""
+        if not pytree.static_values(tree):
+            return
+        n = len(self._static_seen)
+        self._static_seen.add(tree)
+        if n == MANY_VALUES and len(self._static_seen) > MANY_VALUES:
+            import warnings
+            warnings.warn(PerformanceWarning(
+                f"vmapc.compile({self.__name__}) has compiled for {len(self._static_seen)} different values of "
+                f"its static arguments (now {static_summary(tree, _arg_names(self.fn, len(args)))}); each "
+                "value compiles a module of its own. If a value changes from call to call, pass it as an "
+                "array (np.int64(n), np.float32(x)) so that it is traced instead"), stacklevel=3)
 
     # -- chunk_size -------------------------------------------------------------------------------
     def _chunk_args(self, args, kwargs, start, n):
@@ -308,7 +366,7 @@ class Compiled:
                 continue
             idx = np.minimum(np.arange(start, start + n), size - 1)
             out.append(np.take(np.asarray(x), idx, axis=d))
-        return pytree.unflatten(tree, out)
+        return self._static.wrap(*pytree.unflatten(tree, out))
 
     def _run_chunked(self, exe, args, kwargs, leaves, bdims):
         """Run the batch through `exe` (compiled for chunks of ``chunk_size``) chunk by
@@ -362,7 +420,7 @@ class Compiled:
 
 
 def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-            chunk_size=None, driver=None):
+            chunk_size=None, driver=None, static_argnums=None, static_argnames=None, axis_name=None):
     """Compile `fn` ahead of time with IREE; see the module docstring.
 
     ``target``: "cpu", "vulkan" or "cuda" (see ``vmapc.targets()``).
@@ -370,8 +428,16 @@ def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, 
     ``in_dims`` the compiled function runs over a batch.
     ``batch``: "static" or "dynamic"; ``chunk_size``: run batches in chunks of N.
     ``driver``: the IREE runtime driver (default: the target's choice).
+    ``static_argnums``/``static_argnames``: arguments passed to `fn` as they are
+    (as in ``jax.jit``): each distinct (hashable) value compiles its own module.
+    Python ints are static without being declared, floats are traced (see
+    :mod:`vmapc.arguments` and ``docs/vmap.md``).
+    ``axis_name``: names the batch axis for collectives, as for :func:`vmapc.vmap`.
 
     Usable as a decorator: ``@vmapc.compile(in_dims=0)``."""
+    options = dict(target=target, in_dims=in_dims, out_dims=out_dims, axis_size=axis_size, batch=batch,
+                   chunk_size=chunk_size, driver=driver, static_argnums=static_argnums,
+                   static_argnames=static_argnames, axis_name=axis_name)
     if fn is None:
-        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver)
-    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver)
+        return lambda f: Compiled(f, **options)
+    return Compiled(fn, **options)

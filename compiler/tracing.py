@@ -435,24 +435,26 @@ def abstractify(x, what: str):
                        "(vmapc.f32[...]) or a Python number", user_loc())
 
 
-def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
-    """Trace `fn(*args, **kwargs)`; every leaf of args is an input.
+def trace_flat(fn, args, kwargs=None, arg_names=None, name=None, static=None):
+    """Trace `fn(*args, **kwargs)`. Each leaf of the arguments is an input, except
+    the static ones (``static(leaf)`` true; by default :func:`vmapc.arguments.compile_static`:
+    Python ints, bools and non-numbers), which reach `fn` as they are and stay in
+    ``in_tree``; outputs that are not arrays or numbers likewise stay in ``out_tree``.
 
     Returns ``(function, in_tree, out_tree, weak)`` where ``weak[i]`` tells whether
     flat input i is a Python scalar (weakly typed)."""
+    from .arguments import compile_static
     kwargs = kwargs or {}
-    leaves, in_tree = pytree.flatten((tuple(args), kwargs))
+    leaves, in_tree = pytree.flatten((tuple(args), kwargs), static=static or compile_static)
     names = arg_names or _arg_names(fn, len(args))
-    paths = pytree.leaf_paths(in_tree)
     leaf_names = []
-    for p in paths:
-        # "[0][1][2]" -> argname_1_2 ; "[1]['k']" -> k
-        parts = p.strip("[]").replace("'", "").split("][")
-        if parts[0] == "0" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
-            base = [names[int(parts[1])]] + parts[2:]
+    for keys in pytree.leaf_keys(in_tree):
+        # positional: [0][1][2] -> argname_2 ; keyword: [1]['k'] -> k
+        if keys[0] == "[0]" and int(keys[1][1:-1]) < len(names):
+            base = [names[int(keys[1][1:-1])]] + keys[2:]
         else:
-            base = parts[1:]
-        leaf_names.append("_".join(str(b) for b in base) or "arg")
+            base = keys[1:]
+        leaf_names.append("_".join(k.strip("[].'\"") for k in base) or "arg")
     with TraceContext() as ctx:
         in_vars, tracers, weak = [], [], []
         for i, leaf in enumerate(leaves):
@@ -477,7 +479,7 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
         except VmapcError as err:
             # an error inside the user's function: point at the user's line that called vmapc
             raise err.with_loc(traceback_loc(err.__traceback__))
-        out_leaves, out_tree = pytree.flatten(out)
+        out_leaves, out_tree = pytree.flatten(out, static=_static_output)
         out_vars = []
         for j, o in enumerate(out_leaves):
             try:
@@ -494,6 +496,13 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
         f.name = "main"
     f.in_tree, f.out_tree = in_tree, out_tree
     return f, in_tree, out_tree, weak
+
+
+def _static_output(x) -> bool:
+    """An output that is returned as it is (a string, an object): not an array and not
+    a Python number (numbers become arrays)."""
+    from .arguments import is_array
+    return not is_array(x) and not isinstance(x, (bool, int, float))
 
 
 def to_var(ctx: TraceContext, x, what: str) -> Var:

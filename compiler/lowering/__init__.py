@@ -64,10 +64,10 @@ compiler session's, see ``docs/architecture.md``), verifies it, and returns a
 
 from __future__ import annotations
 
-from . import contraction, creation, elementwise, indexing, reduction, shape
+from . import collective, contraction, creation, elementwise, indexing, reduction, shape
 from .base import LoweringContext, element_type, tensor_type  # noqa: F401
 from .module import LIBM_F64_OPS, LIBM_OPS, LoweredModule, lower, needs_libm  # noqa: F401
 
 LOWERINGS: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, collective):
     LOWERINGS.update(_module.RULES)
