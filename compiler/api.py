@@ -293,10 +293,7 @@ class Compiled:
             args, kwargs = pytree.unflatten(tree, native)
             return self(*args, **kwargs)
         try:
-            bdims = None
-            if self._vmapped is not None:
-                _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs, static=compile_static)
-            key = (tree, self._signature(leaves, bdims))
+            key, bdims = self._key(args, kwargs, leaves, tree)
             try:
                 exe = self._cache.get(key)
             except TypeError:       # an unhashable static value: say which
@@ -323,6 +320,23 @@ class Compiled:
             self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
+
+    def _key(self, args, kwargs, leaves, tree):
+        """(the cache key of a call, the batch dims of its traced leaves): the
+        arguments' structure with their static values, then each traced leaf's kind,
+        shape and dtype."""
+        bdims = None
+        if self._vmapped is not None:
+            _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs, static=compile_static)
+        return (tree, self._signature(leaves, bdims)), bdims
+
+    def cache_key(self, *args, **kwargs):
+        """The key under which a call with these arguments finds its compiled module
+        (two calls with equal keys share one): the static values and the traced
+        arguments' shapes and dtypes. Compiles nothing."""
+        args, kwargs = self._static.wrap(args, kwargs)
+        leaves, tree = pytree.flatten((args, kwargs), static=compile_static)
+        return self._key(args, kwargs, leaves, tree)[0]
 
     def _inline(self, args, kwargs):
         """Called inside a trace (vmap or compile of a function that calls this one):

@@ -128,9 +128,13 @@ class StaticArgs:
         """The arguments with the static ones wrapped in :class:`vmapc.pytree.Static`."""
         if not self:
             return args, kwargs
-        args = tuple(pytree.Static(a) if i in self.nums else a for i, a in enumerate(args))
-        kwargs = {k: pytree.Static(v) if k in self.names else v for k, v in kwargs.items()}
+        args = tuple(_static(a) if i in self.nums else a for i, a in enumerate(args))
+        kwargs = {k: _static(v) if k in self.names else v for k, v in kwargs.items()}
         return args, kwargs
+
+
+def _static(x):
+    return x if type(x) is pytree.Static else pytree.Static(x)
 
 
 def _as_tuple(v, kind, what):

@@ -6,11 +6,13 @@ evaluator gives."""
 from __future__ import annotations
 
 from ..collective import unbound
+from ..errors import LoweringError
 
 
 def _unbound(op):
     def rule(lctx, eqn, xs):
-        raise unbound(f"{op}[axis_name={eqn.attrs['axis_name']!r}]", eqn.attrs["axis_name"]).with_loc(eqn.loc)
+        err = unbound(f"{op}[axis_name={eqn.attrs['axis_name']!r}]", eqn.attrs["axis_name"])
+        raise LoweringError(err.message, eqn.loc)
     return rule
 
 
