@@ -760,6 +760,47 @@ def run(args) -> dict:
     return results
 
 
+def study_calls(budget) -> dict:
+    """What a call's arguments cost on the host: flattening and rebuilding the pytrees of
+    typical arguments with vmapc.pytree and with optree (when installed), and a compiled
+    call with positional arrays (the fast path), with a static int among them, and with a
+    dict of arrays (both through the pytree path)."""
+    import collections
+    from vmapc import pytree
+    x = np.ones(4, np.float32)
+    Point = collections.namedtuple("Point", "x y")
+    trees = {
+        "3 positional arrays": ((x, x, x), {}),
+        "kernel(TSTEPS, N, A, B)": ((10, 64, x, x), {}),
+        "params dict of 8 + x": (({f"w{i}": x for i in range(8)}, x), {}),
+        "nested (list, namedtuple, dict) of 12": (([x, (x, x)], Point(x, [x, x]), {"a": x, "b": {"c": x, "d": x}},
+                                                   [x, x, x, x]), {}),
+    }
+    fns = {}
+    for name, tree in trees.items():
+        fns[f"vmapc.pytree {name}"] = (lambda t: lambda: pytree.unflatten(*pytree.flatten(t)[::-1]))(tree)
+    try:
+        import optree
+        for name, tree in trees.items():
+            fns[f"optree {name}"] = (lambda t: lambda: optree.tree_unflatten(*optree.tree_flatten(t)[::-1]))(tree)
+        optree_version = optree.__version__
+    except ImportError:
+        optree_version = None
+        note("optree is not installed: only vmapc.pytree is timed")
+    flat = time_interleaved(fns, budget, min_rounds=9, round_target=0.005, gap=0.0)
+    c_arrays = vmapc.compile(lambda a, b: a + b, driver="local-sync")
+    c_static = vmapc.compile(lambda n, a, b: a * n + b, driver="local-sync")
+    c_dict = vmapc.compile(lambda p: p["a"] + p["b"], driver="local-sync")
+    c_arrays(x, x), c_static(3, x, x), c_dict({"a": x, "b": x})
+    calls = time_interleaved({"positional arrays (fast path)": lambda: c_arrays(x, x),
+                              "static int + arrays": lambda: c_static(3, x, x),
+                              "dict of arrays": lambda: c_dict({"a": x, "b": x})},
+                             budget, min_rounds=15, round_target=0.005, gap=0.01)
+    return {"optree": optree_version,
+            "flatten_unflatten_us": {k: v["median_us"] for k, v in flat.items()},
+            "compiled_call_us": {k: v["median_us"] for k, v in calls.items()}}
+
+
 def _write_study(out_dir: str, name: str, out: dict) -> int:
     """Write a study's results (with the load average now) as JSON; the exit status."""
     out["machine"]["load_after"] = _loadavg()
@@ -780,9 +821,10 @@ def main(argv=None):
     ap.add_argument("--contenders", help=f"comma-separated subset of {','.join(ORDER)}")
     ap.add_argument("--chunk", type=int, help=f"chunk_size of vmapc-chunked (default {CHUNK})")
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timing per cell (default 2)")
-    ap.add_argument("--study", choices=("flags", "drivers"),
+    ap.add_argument("--study", choices=("flags", "drivers", "calls"),
                     help="flags: compiler flags x drivers, named vs generic ops; drivers: local-sync vs "
-                    "local-task over batch sizes")
+                    "local-task over batch sizes; calls: the host cost of a call's arguments (pytrees, "
+                    "static ints)")
     ap.add_argument("--jobs", type=int, help="compile this many modules at once (default: the number "
                     "of cores with --quick, else 1)")
     ap.add_argument("--no-plot", action="store_true")
@@ -795,6 +837,8 @@ def main(argv=None):
         names = args.workloads.split(",") if args.workloads else list(WORKLOADS)
         return _write_study(args.out, "drivers.json", {"machine": machine_info(), "drivers": study_drivers(
             [WORKLOADS[n] for n in names], sizes, args.budget)})
+    if args.study == "calls":
+        return _write_study(args.out, "calls.json", {"machine": machine_info(), "calls": study_calls(args.budget)})
     if args.study == "flags":
         sizes = [int(s) for s in (args.sizes or "16,256,4096").split(",")]
         names = args.workloads.split(",") if args.workloads else list(WORKLOADS)

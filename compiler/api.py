@@ -21,7 +21,6 @@ static for GPUs.
 
 from __future__ import annotations
 
-import functools
 import threading
 
 import numpy as np
@@ -74,10 +73,22 @@ def _at_call_site(err: VmapcError) -> VmapcError:
     return err.with_loc(user_loc())
 
 
-@functools.lru_cache(maxsize=64)
-def _flat_tree(n):
-    """The pytree structure of n positional array arguments and no keywords."""
-    return pytree.flatten((tuple(range(n)), {}))[1]
+def _fast_key(args):
+    """For positional arguments that are all NumPy arrays or Python ints (static): their
+    shapes and dtypes, and the ints themselves, as a dict key, and whether there are
+    ints; (None, False) for anything else."""
+    key = []
+    ints = False
+    for a in args:
+        t = type(a)
+        if t is np.ndarray:
+            key.append((a.shape, a.dtype))
+        elif t is int or t is bool:
+            key.append((t, a))
+            ints = True
+        else:
+            return None, False
+    return tuple(key), ints
 
 
 class Lowered:
@@ -270,20 +281,18 @@ class Compiled:
         return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name)
 
     def __call__(self, *args, **kwargs):
-        # Fast path: positional NumPy arrays whose exact shapes and dtypes were seen
-        # before go straight to their executable (a dict lookup, no pytree work); with
-        # chunk_size, to the chunk loop with the batch dims found then.
-        if not kwargs:
-            try:
-                fast = tuple((a.shape, a.dtype) for a in args if type(a) is np.ndarray)
-            except AttributeError:
-                fast = None
-            if fast is not None and len(fast) == len(args):
-                hit = self._fast.get(fast)
-                if hit is not None:
-                    if self.chunk_size is None:
-                        return hit.call_positional(args)
-                    return self._run_chunked(hit[0], args, kwargs, list(args), hit[1])
+        # Fast path: positional NumPy arrays (and static Python ints) whose exact shapes
+        # and dtypes (and values) were seen before go straight to their executable (a dict
+        # lookup, no pytree work); with chunk_size, to the chunk loop with the batch dims
+        # found then.
+        fast, ints = (None, False) if kwargs else _fast_key(args)
+        if fast is not None:
+            hit = self._fast.get(fast)
+            if hit is not None:
+                arrays = [a for a in args if type(a) is np.ndarray] if ints else args
+                if self.chunk_size is None:
+                    return hit.call_positional(arrays)
+                return self._run_chunked(hit[0], args, kwargs, list(arrays), hit[1])
         if current() is not None:
             return self._inline(args, kwargs)
         args, kwargs = self._static.wrap(args, kwargs)
@@ -311,13 +320,10 @@ class Compiled:
                         raise _at_call_site(err)
                     self._cache[key] = exe
                     self._count_static_values(tree, args)
-        positional = not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args)
+        if fast is not None:
+            self._fast[fast] = exe if self.chunk_size is None else (exe, bdims)
         if self.chunk_size is not None:
-            if positional:
-                self._fast[tuple((a.shape, a.dtype) for a in args)] = (exe, bdims)
             return self._run_chunked(exe, args, kwargs, leaves, bdims)
-        if positional:
-            self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from . import pytree
 from .errors import CallError
+from .tracing import ShapeDtype, Tracer
 
 # Distinct static values one compiled function may see before a PerformanceWarning.
 MANY_VALUES = 8
@@ -40,7 +41,6 @@ MANY_VALUES = 8
 
 def is_array(x) -> bool:
     """An array, a NumPy scalar, a shape spec or a tracer: what becomes an input."""
-    from .tracing import ShapeDtype, Tracer
     if isinstance(x, (np.ndarray, np.generic, Tracer, ShapeDtype)):
         return True
     return hasattr(x, "shape") and hasattr(x, "dtype") and not isinstance(x, (bool, int, float))

@@ -136,6 +136,12 @@ def test_static_int_kernel_compiles_unchanged_and_batches_over_arrays():
         close(batched(tsteps, n, A, B), np.stack([reference(tsteps, n, a, b) for a, b in zip(A, B)]), 1e-4)
     assert len(batched._cache) == 2          # one module per (TSTEPS, N)
     assert len(batched.lower(3, 6, A, B).batched.inputs) == 2     # A and B; the ints are not inputs
+    for tsteps, n in ((3, 6), (2, 8), (3, 6)):  # again: the fast path, keyed by the ints too
+        close(batched(tsteps, n, A, B), np.stack([reference(tsteps, n, a, b) for a, b in zip(A, B)]), 1e-4)
+    assert len(batched._fast) == 2 and len(batched._cache) == 2
+    chunked = vmapc.compile(kernel, in_dims=(None, None, 0, 0), chunk_size=3)
+    for _ in range(2):                       # 4 examples: a full chunk and a padded one
+        close(chunked(2, 8, A, B), np.stack([reference(2, 8, a, b) for a, b in zip(A, B)]), 1e-4)
 
 
 def test_many_static_values_warn_once():
