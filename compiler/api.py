@@ -2,8 +2,9 @@
 
 ``compile(fn, target="cpu", in_dims=None, ...)`` returns a :class:`Compiled`
 callable. Its first call with a given input signature (the shapes and dtypes of
-the array arguments, the pytree structure, and the kinds of any Python numbers)
-traces ``fn``, batches it when ``in_dims`` is given, lowers it to MLIR, compiles it
+the array arguments, the pytree structure, and the values of the static arguments:
+Python ints, strings and other objects, and those named in ``static_argnums``/
+``static_argnames``; see :mod:`vmapc.arguments`) traces ``fn``, batches it when ``in_dims`` is given, lowers it to MLIR, compiles it
 with IREE (a disk cache makes this cheap across processes) and loads it; later
 calls with that signature only run it.
 
