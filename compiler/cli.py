@@ -106,11 +106,14 @@ _SPEC = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$")
 
 
 def parse_arg_spec(text: str):
-    """``NAME=f32[784,10]`` (or ``float32[...]``) or ``NAME=FILE.npy`` -> (name, ShapeDtype)."""
+    """``NAME=f32[784,10]`` (or ``float32[...]``) or ``NAME=FILE.npy`` -> (name, ShapeDtype);
+    ``NAME=64`` -> (name, 64), a static int (docs/vmap.md)."""
     from .tracing import ShapeDtype
     name, sep, spec = text.partition("=")
     if not sep or not name.isidentifier() or not spec:
-        raise UsageError(f"--arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]) or NAME=FILE.npy")
+        raise UsageError(f"--arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]), NAME=FILE.npy or NAME=INT")
+    if re.fullmatch(r"-?[0-9]+", spec):
+        return name, int(spec)
     if spec.endswith(".npy"):
         try:
             a = np.load(spec, mmap_mode="r", allow_pickle=False)
