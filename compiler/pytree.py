@@ -323,19 +323,23 @@ def _is_container(p) -> bool:
     return isinstance(p, (tuple, list, dict)) or type(p) in _REGISTRY
 
 
-def broadcast_prefix(prefix, td: TreeDef, what: str, path: str, error):
+def broadcast_prefix(prefix, td: TreeDef, what: str, path: str, error, on_static=None):
     """Expand a pytree prefix (e.g. ``in_dims``) to one value per leaf of `td`.
 
     A non-container value in `prefix` applies to every leaf below it. A container
     must be the same kind of container as the value (a tuple for a tuple, a list
     for a list, the same namedtuple or registered class; a dict or OrderedDict for
     either, with the same keys). Raises `error` (an exception class) naming `path`
-    when they disagree, as JAX and torch.func do."""
+    when they disagree, as JAX and torch.func do. ``on_static(value_of_prefix,
+    static_value, path)`` is called for each static value of `td`."""
     out = []
 
     def rec(p, t, here):
         if not _is_container(p):
             out.extend([p] * t.num_leaves)
+            if on_static is not None:
+                for keys, value in static_values(t):
+                    on_static(p, value, here + "".join(keys))
             return
         kind = t.kind
         ok = False

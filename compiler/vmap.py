@@ -291,24 +291,18 @@ def _check_binds(fn, args, kwargs):
                             f"arguments: {err}") from None
 
 
-_OUT = object()   # stands for an array output while out_dims are matched against the outputs
-
-
 def leaf_out_dims(out_dims, out_tree, out_types):
     """Per-output normalized out_dims (checked against each output's rank + 1). An
     output that is not an array (returned as it is) must have out_dims None."""
     if out_tree == pytree.LEAF and type(out_dims) is tuple and len(out_dims) == 1:
         out_dims = out_dims[0]            # out_dims=(1,) for a function returning one array (torch.func)
-    full, full_tree = pytree.flatten(pytree.unflatten(out_tree, [_OUT] * out_tree.num_leaves))
-    specs = pytree.broadcast_prefix(out_dims, full_tree, "out_dims", "the output", BatchingError)
-    ds = []
-    for p, x, d in zip(pytree.leaf_paths(full_tree, "the output"), full, specs):
-        if x is _OUT:
-            ds.append(d)
-        elif d is not None:
-            _check_dim(d, f"out_dims at {p}")
-            raise BatchingError(f"vmap: out_dims at {p} is {d}, but the function returned {_describe(x)} "
+
+    def on_static(d, x, where):
+        if d is not None:
+            _check_dim(d, f"out_dims at {where}")
+            raise BatchingError(f"vmap: out_dims at {where} is {d}, but the function returned {_describe(x)} "
                                 f"({x!r:.40}) there, not an array; give it out_dims None to return it as it is")
+    ds = pytree.broadcast_prefix(out_dims, out_tree, "out_dims", "the output", BatchingError, on_static)
     res = []
     for j, (d, t) in enumerate(zip(ds, out_types)):
         _check_dim(d, f"out_dims for output {j}")
@@ -394,8 +388,10 @@ class Vmapped:
             size = symbolic
         passed = [d is None and static(x) for x, d in zip(all_leaves, all_bdims)]
         examples = [pytree.Static(x) if p else example_spec(x, d) for x, d, p in zip(all_leaves, all_bdims, passed)]
-        _, in_tree = pytree.flatten((tuple(args), kwargs))
-        ex_args, ex_kwargs = pytree.unflatten(in_tree, examples)
+        # declared static arguments (pytree.Static) stay wrapped, so that they stay static
+        slots, in_tree = pytree.flatten((tuple(args), kwargs), is_leaf=lambda x: type(x) is pytree.Static)
+        it = iter(examples)
+        ex_args, ex_kwargs = pytree.unflatten(in_tree, [x if type(x) is pytree.Static else next(it) for x in slots])
         with binding(self.axis_name, size):
             f, _, out_tree, _ = trace_flat(self.fn, ex_args, ex_kwargs, name=self.__name__)
         leaves = [x for x, p in zip(all_leaves, passed) if not p]

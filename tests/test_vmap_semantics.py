@@ -243,6 +243,11 @@ def test_static_argnums_with_in_dims():
     f = vmapc.compile(lambda x, n: np.sum(x[:n]), in_dims=0, static_argnums=1)
     x = rand(4, 6)
     close(f(x, 3), x[:, :3].sum(1))
+    g = vmapc.compile(lambda x, eps, scale=1.0: x * eps * scale, in_dims=(0, None), static_argnums=1,
+                      static_argnames="scale")
+    lowered = g.lower(x, 0.5, scale=2.0)       # floats, but declared static: no inputs for them
+    assert len(lowered.batched.inputs) == 1
+    assert len(g.lower(x, 0.5).batched.inputs) == 1
 
 
 # --- closures and nesting --------------------------------------------------------------------------
