@@ -471,8 +471,10 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None, static=None):
             else:
                 v = Var(t)
                 in_vars.append(v)
-                tracers.append(Tracer(v, ctx))
-                weak.append(False)
+                # a weak tracer of an enclosing trace (a vmap's unbatched Python float) stays weak
+                kind = leaf.weak if isinstance(leaf, Tracer) else None
+                tracers.append(Tracer(v, ctx, weak=kind))
+                weak.append(kind is not None)
         a, k = pytree.unflatten(in_tree, tracers)
         try:
             out = fn(*a, **k)

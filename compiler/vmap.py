@@ -408,10 +408,11 @@ class Vmapped:
         ctx = current()
         if ctx is not None:
             # Inside a trace (nested vmap, vmap under compile): trace, batch and inline.
-            # Every unbatched argument reaches the function as it is; tracers of this or
-            # an enclosing trace that it uses become inputs through the closure mechanism.
+            # Every unbatched argument that is not a tracer reaches the function as it is;
+            # an unbatched tracer becomes an (unbatched) input of the inner program, like
+            # whatever the function uses from enclosing traces through closures.
             try:
-                bf, _, out_tree, all_leaves = self.trace_batched(args, kwargs, static=_pass_through)
+                bf, _, out_tree, all_leaves = self.trace_batched(args, kwargs, static=_not_a_tracer)
             except BatchingError as err:   # bad in_dims or sizes: point at the user's vmap call
                 raise err.with_loc(user_loc())
             ins = [to_var(ctx, x, f"argument {i}") for i, x in enumerate(all_leaves)]
@@ -423,8 +424,9 @@ class Vmapped:
         return self._compiled(*args, **kwargs)
 
 
-def _pass_through(x) -> bool:
-    return True
+def _not_a_tracer(x) -> bool:
+    from .tracing import Tracer
+    return not isinstance(x, Tracer)
 
 
 def vmap(fn, in_dims=0, out_dims=0, axis_size=None, axis_name=None):
