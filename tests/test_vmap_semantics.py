@@ -90,6 +90,17 @@ def test_inner_vmap_passes_unbatched_values_through():
           np.stack([x.sum(axis=2) * 0.5] * 2))
 
 
+def test_unbatched_traced_float_stays_weak_in_an_inner_vmap():
+    """compile traces a Python float weakly; handed unbatched to an inner vmap it stays
+    weak there (x * s keeps float32), as a Python float would."""
+    def outer(x, s):
+        return vmapc.vmap(lambda r, t: r * t + t, in_dims=(0, None))(x, s)
+    fn = vmapc.trace(outer, vmapc.f32[4, 3], 2.0)
+    assert fn.out_types[0].dtype == np.float32 and fn.in_types[1].dtype == np.float64
+    x = rand(4, 3)
+    close(vmapc.eval(fn, x, np.float64(2.0))[0], x * 2 + 2)
+
+
 def test_traced_floats_and_static_ints_in_the_cache():
     """The rules of docs/vmap.md: a Python float is traced (one module for every value),
     a Python int is static (one module per value), np.int64 is traced."""
