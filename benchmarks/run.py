@@ -760,11 +760,29 @@ def run(args) -> dict:
     return results
 
 
+def _cpu_us(fn, budget: float, rounds: int = 15) -> float:
+    """Median CPU time of this process per call of `fn`, in µs, over `rounds` rounds
+    (host-side Python work only: on a shared machine the neighbours' load, which wall
+    time would count, does not)."""
+    fn()
+    t0 = time.process_time()
+    fn()
+    n = max(1, int(budget / rounds / max(time.process_time() - t0, 1e-6)))
+    times = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        times.append((time.process_time() - t0) / n * 1e6)
+    return statistics.median(times)
+
+
 def study_calls(budget) -> dict:
-    """What a call's arguments cost on the host: flattening and rebuilding the pytrees of
-    typical arguments with vmapc.pytree and with optree (when installed), and a compiled
-    call with positional arrays (the fast path), with a static int among them, and with a
-    dict of arrays (both through the pytree path)."""
+    """What a call's arguments cost on the host (CPU time of this process): flattening
+    and rebuilding the pytrees of typical arguments with vmapc.pytree and with optree
+    (when installed), and a compiled call with positional arrays (the fast path), with a
+    static int among them (the fast path too), with a Python float (traced: the pytree
+    path) and with a dict of arrays (the pytree path)."""
     import collections
     from vmapc import pytree
     x = np.ones(4, np.float32)
@@ -776,29 +794,28 @@ def study_calls(budget) -> dict:
         "nested (list, namedtuple, dict) of 12": (([x, (x, x)], Point(x, [x, x]), {"a": x, "b": {"c": x, "d": x}},
                                                    [x, x, x, x]), {}),
     }
-    fns = {}
+    share = budget / (2 * len(trees) + 4)
+    flat = {}
     for name, tree in trees.items():
-        fns[f"vmapc.pytree {name}"] = (lambda t: lambda: pytree.unflatten(*pytree.flatten(t)[::-1]))(tree)
+        flat[f"vmapc.pytree {name}"] = _cpu_us(lambda t=tree: pytree.unflatten(*pytree.flatten(t)[::-1]), share)
     try:
         import optree
         for name, tree in trees.items():
-            fns[f"optree {name}"] = (lambda t: lambda: optree.tree_unflatten(*optree.tree_flatten(t)[::-1]))(tree)
+            flat[f"optree {name}"] = _cpu_us(lambda t=tree: optree.tree_unflatten(*optree.tree_flatten(t)[::-1]),
+                                             share)
         optree_version = optree.__version__
     except ImportError:
         optree_version = None
         note("optree is not installed: only vmapc.pytree is timed")
-    flat = time_interleaved(fns, budget, min_rounds=9, round_target=0.005, gap=0.0)
     c_arrays = vmapc.compile(lambda a, b: a + b, driver="local-sync")
-    c_static = vmapc.compile(lambda n, a, b: a * n + b, driver="local-sync")
+    c_int = vmapc.compile(lambda n, a, b: a * n + b, driver="local-sync")
+    c_float = vmapc.compile(lambda s, a, b: a * s + b, driver="local-sync")
     c_dict = vmapc.compile(lambda p: p["a"] + p["b"], driver="local-sync")
-    c_arrays(x, x), c_static(3, x, x), c_dict({"a": x, "b": x})
-    calls = time_interleaved({"positional arrays (fast path)": lambda: c_arrays(x, x),
-                              "static int + arrays": lambda: c_static(3, x, x),
-                              "dict of arrays": lambda: c_dict({"a": x, "b": x})},
-                             budget, min_rounds=15, round_target=0.005, gap=0.01)
-    return {"optree": optree_version,
-            "flatten_unflatten_us": {k: v["median_us"] for k, v in flat.items()},
-            "compiled_call_us": {k: v["median_us"] for k, v in calls.items()}}
+    calls = {"positional arrays (fast path)": _cpu_us(lambda: c_arrays(x, x), share),
+             "static int + arrays (fast path)": _cpu_us(lambda: c_int(3, x, x), share),
+             "traced float + arrays": _cpu_us(lambda: c_float(0.5, x, x), share),
+             "dict of arrays": _cpu_us(lambda: c_dict({"a": x, "b": x}), share)}
+    return {"optree": optree_version, "flatten_unflatten_cpu_us": flat, "compiled_call_cpu_us": calls}
 
 
 def _write_study(out_dir: str, name: str, out: dict) -> int:
