@@ -7,7 +7,9 @@ equation at a time, over a pool of live values. Every op family appears:
 elementwise unary/binary/``select``/``convert``, reductions (``argmax`` too),
 ``dot_general`` in several layouts (and with both operands the same value),
 reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
-take/take_along_axis/dynamic_slice, iota and constants. Shapes are small, with
+take/take_along_axis/dynamic_slice, iota and constants (not the collectives, whose
+meaning needs a named vmap and whose oracle is the whole batch, not the per-example
+loop: ``vmapc.testing.collective_cases`` sweeps them). Shapes are small, with
 size-1 dims that broadcast and (rarely) size-0 dims; dtypes are all twelve;
 inputs sometimes hold NaN, infinities, -0.0 or full-range integers.
 
