@@ -761,6 +761,64 @@ def run(args) -> dict:
     return results
 
 
+def _cpu_us(fn, budget: float, rounds: int = 15) -> float:
+    """Median CPU time of this process per call of `fn`, in µs, over `rounds` rounds
+    (host-side Python work only: on a shared machine the neighbours' load, which wall
+    time would count, does not)."""
+    fn()
+    t0 = time.process_time()
+    fn()
+    n = max(1, int(budget / rounds / max(time.process_time() - t0, 1e-6)))
+    times = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        times.append((time.process_time() - t0) / n * 1e6)
+    return statistics.median(times)
+
+
+def study_calls(budget) -> dict:
+    """What a call's arguments cost on the host (CPU time of this process): flattening
+    and rebuilding the pytrees of typical arguments with vmapc.pytree and with optree
+    (when installed), and a compiled call with positional arrays (the fast path), with a
+    static int among them (the fast path too), with a Python float (traced: the pytree
+    path) and with a dict of arrays (the pytree path)."""
+    import collections
+    from vmapc import pytree
+    x = np.ones(4, np.float32)
+    Point = collections.namedtuple("Point", "x y")
+    trees = {
+        "3 positional arrays": ((x, x, x), {}),
+        "kernel(TSTEPS, N, A, B)": ((10, 64, x, x), {}),
+        "params dict of 8 + x": (({f"w{i}": x for i in range(8)}, x), {}),
+        "nested (list, namedtuple, dict) of 12": (([x, (x, x)], Point(x, [x, x]), {"a": x, "b": {"c": x, "d": x}},
+                                                   [x, x, x, x]), {}),
+    }
+    share = budget / (2 * len(trees) + 4)
+    flat = {}
+    for name, tree in trees.items():
+        flat[f"vmapc.pytree {name}"] = _cpu_us(lambda t=tree: pytree.unflatten(*pytree.flatten(t)[::-1]), share)
+    try:
+        import optree
+        for name, tree in trees.items():
+            flat[f"optree {name}"] = _cpu_us(lambda t=tree: optree.tree_unflatten(*optree.tree_flatten(t)[::-1]),
+                                             share)
+        optree_version = optree.__version__
+    except ImportError:
+        optree_version = None
+        note("optree is not installed: only vmapc.pytree is timed")
+    c_arrays = vmapc.compile(lambda a, b: a + b, driver="local-sync")
+    c_int = vmapc.compile(lambda n, a, b: a * n + b, driver="local-sync")
+    c_float = vmapc.compile(lambda s, a, b: a * s + b, driver="local-sync")
+    c_dict = vmapc.compile(lambda p: p["a"] + p["b"], driver="local-sync")
+    calls = {"positional arrays (fast path)": _cpu_us(lambda: c_arrays(x, x), share),
+             "static int + arrays (fast path)": _cpu_us(lambda: c_int(3, x, x), share),
+             "traced float + arrays": _cpu_us(lambda: c_float(0.5, x, x), share),
+             "dict of arrays": _cpu_us(lambda: c_dict({"a": x, "b": x}), share)}
+    return {"optree": optree_version, "flatten_unflatten_cpu_us": flat, "compiled_call_cpu_us": calls}
+
+
 def _write_study(out_dir: str, name: str, out: dict) -> int:
     """Write a study's results (with the load average now) as JSON; the exit status."""
     out["machine"]["load_after"] = _loadavg()
@@ -781,10 +839,11 @@ def main(argv=None):
     ap.add_argument("--contenders", help=f"comma-separated subset of {','.join(ORDER)}")
     ap.add_argument("--chunk", type=int, help=f"chunk_size of vmapc-chunked (default {CHUNK})")
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timing per cell (default 2)")
-    ap.add_argument("--study", choices=("flags", "drivers", "sorting"),
+    ap.add_argument("--study", choices=("flags", "drivers", "sorting", "calls"),
                     help="flags: compiler flags x drivers, named vs generic ops; drivers: local-sync vs "
                     "local-task over batch sizes; sorting: sorts, top-k and scans against their "
-                    "alternative lowerings and the peers (benchmarks/sorting.py)")
+                    "alternative lowerings and the peers (benchmarks/sorting.py); calls: the host cost "
+                    "of a call's arguments (pytrees, static ints)")
     ap.add_argument("--jobs", type=int, help="compile this many modules at once (default: the number "
                     "of cores with --quick, else 1)")
     ap.add_argument("--no-plot", action="store_true")
@@ -802,6 +861,8 @@ def main(argv=None):
         rows = study_sorting(args.budget)
         print(sorting_markdown(rows))
         return _write_study(args.out, "sorting.json", {"machine": machine_info(), "sorting": rows})
+    if args.study == "calls":
+        return _write_study(args.out, "calls.json", {"machine": machine_info(), "calls": study_calls(args.budget)})
     if args.study == "flags":
         sizes = [int(s) for s in (args.sizes or "16,256,4096").split(",")]
         names = args.workloads.split(",") if args.workloads else list(WORKLOADS)

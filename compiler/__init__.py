@@ -16,6 +16,9 @@ The pipeline, each stage inspectable:
 * :func:`trace` turns a Python function into IR (:mod:`vmapc.ir`, printed by
   :mod:`vmapc.text`, parsed back by :func:`parse`);
 * :func:`vmap` batches it by rewriting the IR with per-op rules (:mod:`vmapc.rules`);
+  a named batch axis (``axis_name=``) gives the function collectives over the batch
+  (:func:`psum`, :func:`pmean`, :func:`pmax`, :func:`pmin`, :func:`all_gather`,
+  :func:`axis_index`; :mod:`vmapc.collective`);
 * :func:`compile` lowers it to MLIR (:mod:`vmapc.lowering`), compiles it with IREE
   (:mod:`vmapc.driver`) and runs it (:mod:`vmapc.runtime`);
 * :func:`eval` runs any IR on the NumPy reference evaluator.
@@ -37,6 +40,7 @@ from . import numpy  # noqa: E402  (after tracing: it registers the tracer's ope
 from . import random  # noqa: E402  (vmapc.random: keys and draws)
 from .vmap import vmap, Vmapped
 from .control import cond, fori_loop, map, scan, switch, while_loop  # noqa: A004  (vmapc.map, as jax.lax.map)
+from .collective import all_gather, axis_index, axis_size, pmax, pmean, pmin, psum
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export
 

@@ -2,8 +2,9 @@
 
 ``compile(fn, target="cpu", in_dims=None, ...)`` returns a :class:`Compiled`
 callable. Its first call with a given input signature (the shapes and dtypes of
-the array arguments, the pytree structure, and the kinds of any Python numbers)
-traces ``fn``, batches it when ``in_dims`` is given, lowers it to MLIR, compiles it
+the array arguments, the pytree structure, and the values of the static arguments:
+Python ints, strings and other objects, and those named in ``static_argnums``/
+``static_argnames``; see :mod:`vmapc.arguments`) traces ``fn``, batches it when ``in_dims`` is given, lowers it to MLIR, compiles it
 with IREE (a disk cache makes this cheap across processes) and loads it; later
 calls with that signature only run it.
 
@@ -26,19 +27,19 @@ passes: 0 for a whole batch, the chunk's start in the chunk loop.
 
 from __future__ import annotations
 
-import functools
 import threading
 
 import numpy as np
 
 from . import dtypes as dt
 from . import pytree
-from .errors import BatchingError, CallError, ExecutionError, NotCallableError, VmapcError
+from .arguments import MANY_VALUES, StaticArgs, arg_path, check_hashable, compile_static, static_summary
+from .errors import BatchingError, CallError, ExecutionError, NotCallableError, PerformanceWarning, VmapcError
 from .ir import walk_eqns
 from .runtime.module import as_input
 from .optimize import simplify
 from .shapes import Sym
-from .tracing import Tracer, trace_flat, user_loc
+from .tracing import Tracer, _arg_names, current, trace_flat, user_loc
 from .vmap import Vmapped, _is_array, leaf_in_dims
 from .writeback import check_targets, finish, writes_of
 
@@ -117,10 +118,22 @@ def _at_call_site(err: VmapcError) -> VmapcError:
     return err.with_loc(user_loc())
 
 
-@functools.lru_cache(maxsize=64)
-def _flat_tree(n):
-    """The pytree structure of n positional array arguments and no keywords."""
-    return pytree.flatten((tuple(range(n)), {}))[1]
+def _fast_key(args):
+    """For positional arguments that are all NumPy arrays or Python ints (static): their
+    shapes and dtypes, and the ints themselves, as a dict key, and whether there are
+    ints; (None, False) for anything else."""
+    key = []
+    ints = False
+    for a in args:
+        t = type(a)
+        if t is np.ndarray:
+            key.append((a.shape, a.dtype))
+        elif t is int or t is bool:
+            key.append((t, a))
+            ints = True
+        else:
+            return None, False
+    return tuple(key), ints
 
 
 class Lowered:
@@ -131,8 +144,12 @@ class Lowered:
     ``program``: what is lowered (the above, simplified by :mod:`vmapc.optimize`);
     ``mlir``: the MLIR text handed to IREE; ``compile()``: an :class:`Executable`."""
 
-    def __init__(self, ir, batched, out_tree, target, driver, batch, name, write_back=True):
+    def __init__(self, ir, batched, out_tree, target, driver, batch, name, write_back=True, in_tree=None,
+                 static_args=None):
         self.ir = ir
+        self.in_tree = in_tree            # the arguments' structure, with their static values
+        self.param_names = []             # the function's parameter names (for messages)
+        self.static_args = static_args    # static_argnums/static_argnames (a vmapc.arguments.StaticArgs)
         self.batched = batched
         # the arguments the function writes into (their final values are the last outputs)
         self.mutated = writes_of(ir)
@@ -230,7 +247,16 @@ class Executable:
 
     def __call__(self, *args, **kwargs):
         try:
-            leaves, _ = pytree.flatten((args, kwargs))
+            if self.lowered.static_args is not None:
+                args, kwargs = self.lowered.static_args.wrap(args, kwargs)
+            leaves, tree = pytree.flatten((args, kwargs), static=compile_static)
+            expected = self.lowered.in_tree
+            if expected is not None and tree != expected:
+                where, got, want = pytree.first_difference(tree, expected)
+                if "const" in (got.kind, want.kind):     # a static value, where arrays were traced or another value
+                    raise CallError(f"{self.lowered.name}: argument `{arg_path(where, self.lowered.param_names)}` "
+                                    f"is {pytree.describe(got)}, but this executable was compiled for "
+                                    f"{pytree.describe(want)} there")
             if len(leaves) != self.n_args:
                 raise CallError(f"{self.lowered.name}: expected {self.n_args} array arguments, "
                                 f"got {len(leaves)}")
@@ -250,13 +276,15 @@ class Compiled:
     """The callable returned by :func:`compile`; see the module docstring."""
 
     def __init__(self, fn, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-                 chunk_size=None, driver=None, write_back=True, randomness=None):
+                 chunk_size=None, driver=None, write_back=True, randomness=None, static_argnums=None,
+                 static_argnames=None, axis_name=None):
         from .driver import get_target
         batched = in_dims is not None
         if isinstance(fn, Vmapped) and in_dims is None:
             # vmap(f, in_dims=None, axis_size=N) is still a vmap (every output gains the batch)
             randomness = fn.randomness if randomness is None else randomness
-            in_dims, out_dims, axis_size, fn, batched = fn.in_dims, fn.out_dims, fn.axis_size, fn.fn, True
+            in_dims, out_dims, axis_size, axis_name, fn, batched = (fn.in_dims, fn.out_dims, fn.axis_size,
+                                                                    fn.axis_name, fn.fn, True)
         if randomness is not None and not batched:
             raise BatchingError("vmapc.compile: randomness needs in_dims (it says what a vmap does with random "
                                 "draws from a key every example shares)")
@@ -286,7 +314,12 @@ class Compiled:
         self._lock = threading.Lock()
         self._writes_seen = False      # some signature writes into its arguments
         self.randomness = randomness
-        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size, randomness) if batched else None
+        self._vmapped = Vmapped(fn, in_dims, out_dims, axis_size, randomness, axis_name) if batched else None
+        try:
+            self._static = StaticArgs(fn, static_argnums, static_argnames)
+        except CallError as err:
+            raise _at_call_site(err)
+        self._static_seen: set = set()     # the static values compiled for (PerformanceWarning past MANY_VALUES)
 
     def __repr__(self):
         return f"<vmapc.compile({self.__name__}, target={self.target.name!r}, in_dims={self.in_dims!r})>"
@@ -308,6 +341,14 @@ class Compiled:
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace (and batch) for these arguments and lower to MLIR, without compiling."""
+        args, kwargs = self._static.wrap(args, kwargs)
+        lowered = self._lower(args, kwargs)
+        lowered.in_tree = pytree.flatten((args, kwargs), static=compile_static)[1]
+        lowered.static_args = self._static
+        lowered.param_names = _arg_names(self.fn, len(args))
+        return lowered
+
+    def _lower(self, args, kwargs) -> Lowered:
         name = self.__name__ if self.__name__.isidentifier() and self.__name__ != "<lambda>" else "main"
         if self._vmapped is None:
             f, _, out_tree, _ = trace_flat(self.fn, args, kwargs, name=name)
@@ -325,21 +366,22 @@ class Compiled:
         return Lowered(f, bf, out_tree, self.target, self.driver, self.batch, name, self.write_back)
 
     def __call__(self, *args, **kwargs):
-        # Fast path: positional NumPy arrays whose exact shapes and dtypes were seen
-        # before go straight to their executable (a dict lookup, no pytree work); with
-        # chunk_size, to the chunk loop with the batch dims found then.
-        if not kwargs:
-            try:
-                fast = tuple((a.shape, a.dtype) for a in args if type(a) is np.ndarray)
-            except AttributeError:
-                fast = None
-            if fast is not None and len(fast) == len(args):
-                hit = self._fast.get(fast)
-                if hit is not None:
-                    if self.chunk_size is None:
-                        return hit.call_positional(args)
-                    return self._run_chunked(hit[0], args, kwargs, list(args), hit[1])
-        leaves, tree = pytree.flatten((args, kwargs))
+        # Fast path: positional NumPy arrays (and static Python ints) whose exact shapes
+        # and dtypes (and values) were seen before go straight to their executable (a dict
+        # lookup, no pytree work); with chunk_size, to the chunk loop with the batch dims
+        # found then.
+        fast, ints = (None, False) if kwargs else _fast_key(args)
+        if fast is not None:
+            hit = self._fast.get(fast)
+            if hit is not None:
+                arrays = [a for a in args if type(a) is np.ndarray] if ints else args
+                if self.chunk_size is None:
+                    return hit.call_positional(arrays)
+                return self._run_chunked(hit[0], args, kwargs, list(arrays), hit[1])
+        if current() is not None:
+            return self._inline(args, kwargs)
+        args, kwargs = self._static.wrap(args, kwargs)
+        leaves, tree = pytree.flatten((args, kwargs), static=compile_static)
         native = _native(leaves)
         if native is not None:
             out = self(*pytree.unflatten(tree, native)[0], **pytree.unflatten(tree, native)[1])
@@ -351,13 +393,14 @@ class Compiled:
             if self._sig is False:
                 self._sig = _signature_of(self.fn)
             _check_arguments(self._sig, args, kwargs, self.__name__)
-            bdims = None
-            if self._vmapped is not None:
-                _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs)
-            key = (tree, self._signature(leaves, bdims))
+            key, bdims = self._key(args, kwargs, leaves, tree)
+            try:
+                exe = self._cache.get(key)
+            except TypeError:       # an unhashable static value: say which
+                check_hashable(tree, _arg_names(self.fn, len(args)))
+                raise
         except (BatchingError, CallError) as err:
             raise _at_call_site(err)
-        exe = self._cache.get(key)
         if exe is None:
             with self._lock:        # one compile per signature, also under threads
                 exe = self._cache.get(key)
@@ -367,16 +410,15 @@ class Compiled:
                     except VmapcError as err:   # errors without a line of their own: the call's
                         raise _at_call_site(err)
                     self._cache[key] = exe
+                    self._count_static_values(tree, args)
         if exe.lowered.has_control_flow and bdims is not None and (self.batch == "dynamic" or self.chunk_size) and \
                 0 in {x.shape[d] for x, d in zip(leaves, bdims) if d is not None}:
             return self._run_empty(args, kwargs)
-        positional = not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args)
+        if fast is not None and not (exe.lowered.has_control_flow and self.batch == "dynamic"):
+            # (a batch of 0 examples through loops must not reach the compiled module: _run_empty)
+            self._fast[fast] = exe if self.chunk_size is None else (exe, bdims)
         if self.chunk_size is not None:
-            if positional:
-                self._fast[tuple((a.shape, a.dtype) for a in args)] = (exe, bdims)
             return self._run_chunked(exe, args, kwargs, leaves, bdims)
-        if positional:
-            self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         exe.check_targets(leaves)
         self._writes_seen = self._writes_seen or bool(exe.mutated)
         try:
@@ -394,6 +436,46 @@ class Compiled:
         bf, _, out_tree, leaves = self._vmapped.trace_batched(args, kwargs)
         flat = [np.asarray(x, dtype=v.dtype) for x, v in zip(leaves, bf.inputs)]
         return pytree.unflatten(out_tree, evaluate(bf, *flat))
+
+    def _key(self, args, kwargs, leaves, tree):
+        """(the cache key of a call, the batch dims of its traced leaves): the
+        arguments' structure with their static values, then each traced leaf's kind,
+        shape and dtype."""
+        bdims = None
+        if self._vmapped is not None:
+            _, bdims, _ = leaf_in_dims(self.fn, self.in_dims, args, kwargs, static=compile_static)
+        return (tree, self._signature(leaves, bdims)), bdims
+
+    def cache_key(self, *args, **kwargs):
+        """The key under which a call with these arguments finds its compiled module
+        (two calls with equal keys share one): the static values and the traced
+        arguments' shapes and dtypes. Compiles nothing."""
+        args, kwargs = self._static.wrap(args, kwargs)
+        leaves, tree = pytree.flatten((args, kwargs), static=compile_static)
+        return self._key(args, kwargs, leaves, tree)[0]
+
+    def _inline(self, args, kwargs):
+        """Called inside a trace (vmap or compile of a function that calls this one):
+        the function's program becomes part of the enclosing one, as ``jax.jit`` inside
+        ``jax.vmap`` does."""
+        if self._vmapped is not None:
+            return self._vmapped(*args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+    def _count_static_values(self, tree, args):
+        """Warn once when this function has compiled for many values of its static
+        arguments (an int that changes every call compiles every call)."""
+        if not pytree.static_values(tree):
+            return
+        n = len(self._static_seen)
+        self._static_seen.add(tree)
+        if n == MANY_VALUES and len(self._static_seen) > MANY_VALUES:
+            import warnings
+            warnings.warn(PerformanceWarning(
+                f"vmapc.compile({self.__name__}) has compiled for {len(self._static_seen)} different values of "
+                f"its static arguments (now {static_summary(tree, _arg_names(self.fn, len(args)))}); each "
+                "value compiles a module of its own. If a value changes from call to call, pass it as an "
+                "array (np.int64(n), np.float32(x)) so that it is traced instead"), stacklevel=3)
 
     # -- chunk_size -------------------------------------------------------------------------------
     def _chunk_args(self, args, kwargs, start, n):
@@ -414,7 +496,7 @@ class Compiled:
                 continue
             idx = np.minimum(np.arange(start, start + n), size - 1)
             out.append(np.take(np.asarray(x), idx, axis=d))
-        return pytree.unflatten(tree, out)
+        return self._static.wrap(*pytree.unflatten(tree, out))
 
     def _run_chunked(self, exe, args, kwargs, leaves, bdims):
         """Run the batch through `exe` (compiled for chunks of ``chunk_size``) chunk by
@@ -469,7 +551,8 @@ class Compiled:
 
 
 def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, batch="static",
-            chunk_size=None, driver=None, write_back=True, randomness=None):
+            chunk_size=None, driver=None, write_back=True, randomness=None, static_argnums=None,
+            static_argnames=None, axis_name=None):
     """Compile `fn` ahead of time with IREE; see the module docstring.
 
     ``target``: "cpu", "vulkan" or "cuda" (see ``vmapc.targets()``).
@@ -481,9 +564,16 @@ def compile(fn=None, *, target="cpu", in_dims=None, out_dims=0, axis_size=None, 
     writes the final values into the caller's arrays after each call, as NumPy does; with
     False the caller's arrays are left alone and each call returns ``(result, {argument name:
     final value})`` (see :mod:`vmapc.writeback`).
+    ``static_argnums``/``static_argnames``: arguments passed to `fn` as they are
+    (as in ``jax.jit``): each distinct (hashable) value compiles its own module.
+    Python ints are static without being declared, floats are traced (see
+    :mod:`vmapc.arguments` and ``docs/vmap.md``).
+    ``axis_name``: names the batch axis for collectives, as for :func:`vmapc.vmap`.
 
     Usable as a decorator: ``@vmapc.compile(in_dims=0)``."""
+    options = dict(target=target, in_dims=in_dims, out_dims=out_dims, axis_size=axis_size, batch=batch,
+                   chunk_size=chunk_size, driver=driver, write_back=write_back, randomness=randomness,
+                   static_argnums=static_argnums, static_argnames=static_argnames, axis_name=axis_name)
     if fn is None:
-        return lambda f: Compiled(f, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back,
-                                  randomness)
-    return Compiled(fn, target, in_dims, out_dims, axis_size, batch, chunk_size, driver, write_back, randomness)
+        return lambda f: Compiled(f, **options)
+    return Compiled(fn, **options)

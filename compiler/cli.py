@@ -150,10 +150,14 @@ def read_npy(path: str, what: str, header_only: bool = False):
 
 
 def parse_arg_spec(text: str):
-    """``NAME=f32[784,10]`` (or ``float32[...]``) or ``NAME=FILE.npy`` -> (name, ShapeDtype)."""
+    """``NAME=f32[784,10]`` (or ``float32[...]``) or ``NAME=FILE.npy`` -> (name, ShapeDtype);
+    ``NAME=64`` -> (name, 64), a static int (docs/vmap.md)."""
+    from .tracing import ShapeDtype
     name, sep, spec = text.partition("=")
     if not sep or not name.isidentifier() or not spec:
-        raise UsageError(f"--arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]) or NAME=FILE.npy")
+        raise UsageError(f"--arg {text!r}: expected NAME=DTYPE[SHAPE] (e.g. x=f32[784]), NAME=FILE.npy or NAME=INT")
+    if re.fullmatch(r"-?[0-9]+", spec):
+        return name, int(spec)
     if spec.endswith(".npy"):
         shape, dtype = read_npy(spec, f"--arg {name}", header_only=True)
         return name, _spec(name, shape, dtype)

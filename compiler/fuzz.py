@@ -9,7 +9,9 @@ too) and scans (``cumulative``), ``dot_general`` in several layouts (and with bo
 operands the same value), reshape/transpose/broadcast_in_dim/concatenate/slice/rev/pad,
 take/take_along_axis/dynamic_slice, the writes scatter/update_slice, ``sort`` (with
 payloads and several keys) and ``top_k``, iota and constants, and the bit ops (shifts,
-``threefry2x32``). Shapes are small, with
+``threefry2x32``); not the collectives, whose meaning needs a named vmap and whose
+oracle is the whole batch, not the per-example loop (``vmapc.testing.collective_cases``
+sweeps them). Shapes are small, with
 size-1 dims that broadcast and (rarely) size-0 dims; dtypes are all twelve;
 inputs sometimes hold NaN, infinities, -0.0 or full-range integers.
 

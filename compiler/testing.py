@@ -300,6 +300,20 @@ def op_samples(dtypes: str = "all") -> list:
         t = _T((2, 3), s)
         out.append(Sample(f"bitcast_{dt.short_name(s)}_{dt.short_name(d)}", single_op("bitcast", [t], {"dtype": d}),
                           _gen([t], ["any"])))
+    for name, kind in (("psum", "numeric"), ("pmax", "any"), ("pmin", "any"), ("all_gather", "any")):
+        for d in pick(kind) if few else (dt.FLOAT32, dt.INT32, dt.UINT8, dt.FLOAT64, dt.BOOL):
+            if d not in dt.KINDS[kind]:
+                continue
+            for shape, attrs in (((2, 3), {}), ((), {})) if name != "all_gather" else (
+                    ((2, 3), {"axis": 0}), ((2, 3), {"axis": 2}), ((), {"axis": 0})):
+                if name == "all_gather":
+                    attrs = dict(attrs, axis_size=3)   # collective_cases rebuilds it for each batch size
+                t = _T(shape, d)
+                out.append(Sample(f"{name}_{dt.short_name(d)}_{len(shape)}d_{attrs.get('axis', '')}",
+                                  single_op(name, [t], {"axis_name": "i", **attrs}), _gen([t], ["any"]),
+                                  tags=("collective",)))
+    out.append(Sample("axis_index", single_op("axis_index", [], {"axis_name": "i"}), lambda rng: [],
+                      tags=("collective",)))
     out.append(Sample("iota", single_op("iota", [], {"shape": (2, 3), "dimension": 1, "dtype": dt.INT32}),
                       lambda rng: []))
     out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
@@ -451,7 +465,10 @@ def _batch_args(examples, in_dims, types):
 
 def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True, all_in_dims=True) -> list:
     """The design.md section 8 sweep for one sample program, as Cases
-    (``all_in_dims=False``: only in_dims all 0)."""
+    (``all_in_dims=False``: only in_dims all 0). A collective's sample gets
+    :func:`collective_cases` instead."""
+    if "collective" in sample.tags:
+        return collective_cases(sample, rng, sizes, out_dims, nested, all_in_dims)
     fn = sample.fn
     n = len(fn.inputs)
     cases = []
@@ -511,6 +528,92 @@ def nested_cases(sample: Sample, rng, sizes=(2, 3)) -> list:
     args = [np.stack([ex[k] for ex in exs]) for k in range(n)]
     expected = [np.stack([np.stack([p[o]] * B1) for p in per]) for o in range(len(fn.outputs))]
     cases.append(Case(f"{sample.name}_nobdim_{B1}x{B2}", outer, args, expected))
+    return cases
+
+
+# --- collectives: the whole batch, computed with NumPy ---------------------------------------------
+
+def _collective_program(sample: Sample, size) -> Function:
+    """The sample's program, with all_gather gathering `size` examples."""
+    e = sample.fn.eqns[0]
+    if e.op != "all_gather":
+        return sample.fn
+    return single_op(e.op, sample.fn.in_types, dict(e.attrs, axis_size=size), name=sample.fn.name)
+
+
+def collective_expected(op: str, attrs: dict, xs: list) -> list:
+    """What each of the examples gets from a collective over all of them, computed
+    with NumPy over the whole batch: `xs` holds each example's operand (None for
+    axis_index); the result holds each example's output."""
+    n = len(xs)
+    if op == "axis_index":
+        return [np.int32(i) for i in range(n)]
+    stack = np.stack(xs)
+    if op == "psum":
+        total = np.sum(stack, axis=0, dtype=stack.dtype)
+    elif op == "pmax":
+        total = np.max(stack, axis=0)
+    elif op == "pmin":
+        total = np.min(stack, axis=0)
+    else:
+        total = np.stack(xs, axis=attrs["axis"])
+    return [total] * n
+
+
+def collective_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True, all_in_dims=True) -> list:
+    """Cases for a collective's one-equation sample over the axis "i": the vmap that
+    binds "i" with every in_dims of the operand (None included: every example sees
+    the same value), each out_dims and, for a result that is the same for every
+    example, out_dims None; then, nested, the collective inside an unnamed vmap under
+    the vmap that binds "i", and the other way round. Expected values are the
+    collective computed with NumPy over the whole batch."""
+    e = sample.fn.eqns[0]
+    n = len(sample.fn.inputs)
+    cases = []
+    for B in sizes:
+        fn = _collective_program(sample, B)
+        examples = [sample.gen(rng) for _ in range(B)]
+        combos = [()] if n == 0 else ([(0,), (-1,), (None,)] if all_in_dims else [(0,)])
+        for combo in combos:
+            xs = [ex[0] if combo[0] is not None else examples[0][0] for ex in examples] if n else [None] * B
+            per = collective_expected(e.op, e.attrs, xs)
+            args = _batch_args(examples, combo, fn.in_types)
+            ods = list(out_dims) + ([None] if e.op != "axis_index" and all_in_dims else [])
+            for od in ods:
+                bf = vmap(fn, in_dims=combo, out_dims=od, axis_size=B, axis_name="i")
+                rank = fn.outputs[0].rank
+                exp = per[0] if od is None else np.stack(per, axis=od % (rank + 1))
+                cases.append(Case(f"{sample.name}_B{B}_in{combo}_out{od}", bf, args, [np.asarray(exp)]))
+    if nested:
+        cases += _nested_collective_cases(sample, rng, sizes)
+    return cases
+
+
+def _nested_collective_cases(sample, rng, sizes):
+    e = sample.fn.eqns[0]
+    n = len(sample.fn.inputs)
+    B1, B2 = sizes[0], sizes[-1] + 2
+    grid = [[sample.gen(rng) for _ in range(B1)] for _ in range(B2)]    # grid[j][i]: outer j, inner i
+    args = [np.stack([np.stack([grid[j][i][k] for i in range(B1)]) for j in range(B2)]) for k in range(n)]
+    cases = []
+    for named in ("outer", "inner"):
+        size = B2 if named == "outer" else B1
+        fn = _collective_program(sample, size)
+        inner = vmap(fn, in_dims=(0,) * n, axis_size=B1, axis_name="i" if named == "inner" else None)
+        outer = vmap(inner, in_dims=(0,) * n, axis_size=B2, axis_name="i" if named == "outer" else None)
+        want = np.empty((B2, B1), dtype=object)
+        if named == "outer":      # example (j, i) combines the examples (*, i)
+            for i in range(B1):
+                for j, r in enumerate(collective_expected(e.op, e.attrs, [grid[j][i][0] if n else None
+                                                                         for j in range(B2)])):
+                    want[j, i] = r
+        else:                     # example (j, i) combines the examples (j, *)
+            for j in range(B2):
+                for i, r in enumerate(collective_expected(e.op, e.attrs, [grid[j][i][0] if n else None
+                                                                         for i in range(B1)])):
+                    want[j, i] = r
+        exp = np.stack([np.stack([np.asarray(want[j, i]) for i in range(B1)]) for j in range(B2)])
+        cases.append(Case(f"{sample.name}_nested_{named}_{B1}x{B2}", outer, args, [exp]))
     return cases
 
 

@@ -487,24 +487,26 @@ def abstractify(x, what: str):
                        "(vmapc.f32[...]) or a Python number", user_loc())
 
 
-def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
-    """Trace `fn(*args, **kwargs)`; every leaf of args is an input.
+def trace_flat(fn, args, kwargs=None, arg_names=None, name=None, static=None):
+    """Trace `fn(*args, **kwargs)`. Each leaf of the arguments is an input, except
+    the static ones (``static(leaf)`` true; by default :func:`vmapc.arguments.compile_static`:
+    Python ints, bools and non-numbers), which reach `fn` as they are and stay in
+    ``in_tree``; outputs that are not arrays or numbers likewise stay in ``out_tree``.
 
     Returns ``(function, in_tree, out_tree, weak)`` where ``weak[i]`` tells whether
     flat input i is a Python scalar (weakly typed)."""
+    from .arguments import compile_static
     kwargs = kwargs or {}
-    leaves, in_tree = pytree.flatten((tuple(args), kwargs))
+    leaves, in_tree = pytree.flatten((tuple(args), kwargs), static=static or compile_static)
     names = arg_names or _arg_names(fn, len(args))
-    paths = pytree.leaf_paths(in_tree)
     leaf_names = []
-    for p in paths:
-        # "[0][1][2]" -> argname_1_2 ; "[1]['k']" -> k
-        parts = p.strip("[]").replace("'", "").split("][")
-        if parts[0] == "0" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
-            base = [names[int(parts[1])]] + parts[2:]
+    for keys in pytree.leaf_keys(in_tree):
+        # positional: [0][1][2] -> argname_2 ; keyword: [1]['k'] -> k
+        if keys[0] == "[0]" and int(keys[1][1:-1]) < len(names):
+            base = [names[int(keys[1][1:-1])]] + keys[2:]
         else:
-            base = parts[1:]
-        leaf_names.append("_".join(str(b) for b in base) or "arg")
+            base = keys[1:]
+        leaf_names.append("_".join(k.strip("[].'\"") for k in base) or "arg")
     with TraceContext() as ctx:
         ctx.file = getattr(getattr(inspect.unwrap(fn), "__code__", None), "co_filename", None)
         in_vars, tracers, weak = [], [], []
@@ -522,9 +524,11 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
             else:
                 v = Var(t)
                 in_vars.append(v)
-                tracers.append(Tracer(v, ctx))
+                # a weak tracer of an enclosing trace (a vmap's unbatched Python float) stays weak
+                kind = leaf.weak if isinstance(leaf, Tracer) else None
+                tracers.append(Tracer(v, ctx, weak=kind))
                 tracers[-1]._immutable = isinstance(leaf, np.generic)   # NumPy scalars: no writes
-                weak.append(False)
+                weak.append(kind is not None)
         a, k = pytree.unflatten(in_tree, tracers)
         from .random import check_traced_function
         check_traced_function(fn)   # a NumPy Generator named in fn would give constants
@@ -540,7 +544,7 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
             if isinstance(err.__cause__, WriteError):
                 raise err.__cause__ from None
             raise
-        out_leaves, out_tree = pytree.flatten(out)
+        out_leaves, out_tree = pytree.flatten(out, static=_static_output)
         out_vars = []
         for j, o in enumerate(out_leaves):
             try:
@@ -563,6 +567,13 @@ def trace_flat(fn, args, kwargs=None, arg_names=None, name=None):
         f.name = "main"
     f.in_tree, f.out_tree = in_tree, out_tree
     return f, in_tree, out_tree, weak
+
+
+def _static_output(x) -> bool:
+    """An output that is returned as it is (a string, an object): not an array and not
+    a Python number (numbers become arrays)."""
+    from .arguments import is_array
+    return not is_array(x) and not isinstance(x, (bool, int, float))
 
 
 def to_var(ctx: TraceContext, x, what: str) -> Var:

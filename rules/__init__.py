@@ -17,6 +17,8 @@ control         ``cond``, ``while_loop``, ``scan``                 native
 sorting         ``sort``, ``top_k``                               native
 random          ``threefry2x32`` (elementwise), ``key_use``      family,
                                                                 native
+collective      ``psum``, ``pmax``, ``pmin``, ``all_gather``,     native
+                ``axis_index`` (named batch axes)
 ==============  ==============================================  ========
 
 ``random`` also holds :data:`UNBATCHED_RULES`: what the vmap pass does with an equation
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from vmapc.ops import OPS
 
-from . import contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
+from . import collective, contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
 from .fallback import MODES, fallback_mode, fallback_rule, get_mode, set_mode  # noqa: F401
 from .random import UNBATCHED_RULES  # noqa: F401
 
@@ -42,7 +44,7 @@ BATCH_RULES: dict = {}
 RULE_KINDS: dict = {}
 for _module, _kind in ((elementwise, "family"), (reduction, "family"), (contraction, "native"),
                        (shape, "native"), (indexing, "native"), (creation, "native"), (control, "native"),
-                       (sorting, "native")):
+                       (sorting, "native"), (collective, "native")):
     for _name, _rule in _module.RULES.items():
         BATCH_RULES[_name] = _rule
         RULE_KINDS[_name] = _kind

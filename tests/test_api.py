@@ -77,7 +77,7 @@ def test_executable_rejects_other_signatures():
 
 
 @pytest.mark.parametrize("bad,message", [
-    ("text", r"argument 0 has type str"),
+    ({1, 2}, r"argument `x` is static \(a set: .*must be hashable"),
     (np.array(["a"], dtype=object), r"argument 0 is a NumPy array of dtype object"),
     (np.array([1 + 2j]), r"argument 0 has dtype complex128, which vmapc does not support"),
 ])

@@ -226,6 +226,19 @@ def test_trace_numpy_dtype_names_and_defaulted_parameters(work, data):
     np.testing.assert_allclose(vmapc.eval(prog, x, w)[0], (x @ w) * 2.0)   # the default was kept
 
 
+def test_trace_with_static_int_arguments(work):
+    """NAME=INT is a static int: a kernel taking its sizes as ints traces from the shell."""
+    (work / "kernel.py").write_text("import numpy as np\n\ndef kernel(TSTEPS, N, A):\n"
+                                    "    acc = np.zeros((N,), A.dtype)\n"
+                                    "    for t in range(TSTEPS):\n        acc = acc + A[:N] * (t + 1)\n"
+                                    "    return acc\n")
+    res = ok(cli("trace", "kernel.py:kernel", "--arg", "TSTEPS=3", "--arg", "N=2", "--arg", "A=f32[4]", cwd=work))
+    prog = vmapc.parse(res.stdout)
+    assert [str(t) for t in prog.in_types] == ["f32[4]"] and prog.arg_names == ["A"]
+    a = np.arange(4, dtype=np.float32)
+    np.testing.assert_allclose(vmapc.eval(prog, a)[0], a[:2] * 6)
+
+
 # --- show ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["py", "vir"])

@@ -375,16 +375,6 @@ def escaped_tracer():
     vmapc.trace(lambda y: y + _LEAKED[-1], F32[3])  # <-- escaped_tracer
 
 
-@entry("trace", TracingError, r"output 0 has type str; a traced function must return arrays")
-def returns_a_string():
-    def f(x):  # <-- returns_a_string
-        return "done"
-    vmapc.trace(f, F32[3])
-
-
-@entry("trace", TracingError, r"argument `x` has type str, which is not an array, a shape spec")
-def non_array_argument():
-    vmapc.trace(lambda x: x, "hello")  # <-- non_array_argument
 
 
 @entry("trace", TracingError, r"argument `x` is a NumPy array of dtype object; vmapc needs numeric arrays")
@@ -514,9 +504,72 @@ def in_dims_on_python_number():
     vmapc.vmap(add, in_dims=(0, 0))(X, 2.0)  # <-- in_dims_on_python_number
 
 
-@entry("batch", BatchingError, r"vmap: in_dims must be an int or None, got '0'")
+@entry("batch", BatchingError, r"vmap: in_dims must be an int, None, or a tuple with one entry per positional "
+                               r"argument, got a str '0'")
 def in_dims_not_an_int():
     vmapc.vmap(lambda x: x, in_dims="0")(X)  # <-- in_dims_not_an_int
+
+
+@entry("batch", BatchingError, r"in_dims must be an int, None, or a tuple .* got a dict \{'a': 0\}; for a "
+                               r"function taking one dict, write in_dims=\(\{\.\.\.\},\)")
+def in_dims_a_dict():
+    vmapc.vmap(lambda p: p["a"], in_dims={"a": 0})  # <-- in_dims_a_dict
+
+
+@entry("batch", BatchingError, r"in_dims has 2 entries but the function was called with 0 positional arguments "
+                               r"and keyword arguments \['x', 'y'\], .* keyword arguments are always batched "
+                               r"along axis 0")
+def tuple_in_dims_with_keywords():
+    vmapc.vmap(add, in_dims=(0, None))(x=X, y=X)  # <-- tuple_in_dims_with_keywords
+
+
+@entry("batch", BatchingError, r"in_dims\[0\] at argument `xs` is a tuple, but argument `xs` is a list of 2; a "
+                               r"container in it must be the same kind of container as the value")
+def tuple_in_dims_for_a_list():
+    vmapc.vmap(lambda xs: xs[0] + xs[1], in_dims=((0, 0),))([X, X])  # <-- tuple_in_dims_for_a_list
+
+
+@entry("batch", BatchingError, r"vmap: add\(x, y\) cannot be called with these arguments: missing a required "
+                               r"argument: 'x'")
+def vmap_missing_argument():
+    vmapc.vmap(add)()  # <-- vmap_missing_argument
+
+
+@entry("batch", BatchingError, r"out_dims for output 0 must be an int or None, got '0' \(a str\)")
+def out_dims_not_an_int():
+    vmapc.vmap(lambda x: x * 2, out_dims="0")(X)  # <-- out_dims_not_an_int
+
+
+@entry("batch", BatchingError, r"out_dims at the output\[1\] is 0, but the function returned a str \('done'\) "
+                               r"there, not an array; give it out_dims None to return it as it is")
+def vmap_returns_a_string():
+    vmapc.vmap(lambda x: (x * 2, "done"))(X)  # <-- vmap_returns_a_string
+
+
+@entry("batch", BatchingError, r"vmap: axis_name must be a non-empty str, got 3")
+def axis_name_not_a_string():
+    vmapc.vmap(lambda x: x, axis_name=3)  # <-- axis_name_not_a_string
+
+
+@entry("batch", BatchingError, r"psum: the axis name 'batch' is not bound by an enclosing "
+                               r"vmapc\.vmap\(\.\.\., axis_name='batch'\) \(bound here: 'rows'\)")
+def unbound_axis_name():
+    def f(x):
+        return x - vmapc.psum(x, "batch")  # <-- unbound_axis_name
+    vmapc.vmap(f, axis_name="rows")(X)
+
+
+@entry("batch", BatchingError, r"vmap: axis_name 'i' is already bound by an enclosing vmap; nested vmaps need "
+                               r"distinct axis names")
+def axis_name_reused():
+    def row(r):
+        return vmapc.vmap(lambda v: v - vmapc.pmean(v, "i"), axis_name="i")(r)  # <-- axis_name_reused
+    vmapc.vmap(row, axis_name="i")(X)
+
+
+@entry("batch", DTypeError, r"psum: operand has dtype bool, expected a integer or floating-point dtype")
+def psum_of_bools():
+    vmapc.vmap(lambda x: vmapc.psum(x > 0, "i"), axis_name="i")(X)  # <-- psum_of_bools
 
 
 @entry("batch", BatchingError, r"out_dims for output 0 is None, but that output depends on the batched inputs")
@@ -702,14 +755,39 @@ def wrong_argument_count():
     executable()(X)  # <-- wrong_argument_count
 
 
-@entry("call", CallError, r"argument 0 has type str; pass NumPy arrays, Python numbers")
+@entry("call", CallError, r"main: argument `x` is the static str 'abc', but this executable was compiled for "
+                           r"an array there")
 def string_argument_to_executable():
     executable()("abc", X.T)  # <-- string_argument_to_executable
 
 
-@entry("call", CallError, r"argument 0 has type str; pass NumPy arrays, Python numbers")
-def string_argument():
-    twice()("abc")  # <-- string_argument
+@entry("call", CallError, r"argument `s` is static \(a set: not an array or a Python float, or declared in "
+                           r"static_argnums/static_argnames\), and static values must be hashable")
+def unhashable_static_argument():
+    vmapc.compile(lambda x, s: x * len(s))(X, {1, 2})  # <-- unhashable_static_argument
+
+
+@entry("call", CallError, r"vmapc\.compile: static_argnums 5 is out of range: add has 2 positional parameter")
+def static_argnums_out_of_range():
+    vmapc.compile(add, static_argnums=5)  # <-- static_argnums_out_of_range
+
+
+@entry("call", CallError, r"vmapc\.compile: static_argnames 'z' is not a parameter of add \(its parameters: x, y\)")
+def static_argnames_unknown():
+    vmapc.compile(add, static_argnames="z")  # <-- static_argnames_unknown
+
+
+@entry("call", BatchingError, r"vmap: in_dims\[1\] is 0 but argument `y` is static \(static_argnums/"
+                              r"static_argnames\) and cannot be batched; give it None")
+def batched_static_argument():
+    vmapc.compile(add, in_dims=(0, 0), static_argnums=1)(X, 2.0)  # <-- batched_static_argument
+
+
+@entry("call", CallError, r"add: argument `y` is the static float 3\.0, but this executable was compiled for "
+                           r"the static float 2\.0 there")
+def other_static_value_for_executable():
+    exe = vmapc.compile(add, static_argnums=1).lower(X, 2.0).compile()
+    exe(X, 3.0)  # <-- other_static_value_for_executable
 
 
 @entry("call", CallError, r"argument 0 is a NumPy array of dtype object; vmapc needs numeric arrays")
@@ -723,8 +801,9 @@ def complex_array_call():
 
 
 @entry("call", CallError, r"argument 0 is a tracer: call the compiled function on arrays, or use vmapc\.vmap")
-def compiled_function_called_while_tracing():
-    vmapc.trace(lambda x: twice()(x), F32[3])  # <-- compiled_function_called_while_tracing
+def compiled_function_called_on_an_escaped_tracer():
+    vmapc.trace(lambda x: _LEAKED.append(x) or x, F32[3])
+    twice()(_LEAKED[-1])  # <-- compiled_function_called_on_an_escaped_tracer
 
 
 @entry("call", BatchingError, r"batch sizes disagree: argument `x` has size 2 at axis 0, argument `y` has size 3")

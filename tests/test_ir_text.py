@@ -50,7 +50,7 @@ def roundtrip(fn: Function, *args):
 def test_corpus_roundtrip(name):
     f, args, _ = corpus.CASES[name]
     fn = vmapc.trace(f, *args)
-    flat = [np.asarray(x) for x in vmapc.pytree.flatten(tuple(args))[0]]
+    flat = [np.asarray(x) for x in vmapc.pytree.flatten(tuple(args), static=vmapc.arguments.compile_static)[0]]
     roundtrip(fn, *flat)
     # every equation carries the user's line: in the test function that made it, or (for a
     # NumPy function traced directly, or a constant output) the line that called trace

@@ -43,9 +43,9 @@ import os
 import numpy as np
 import pytest
 
-from vmapc import driver, lowering
+from vmapc import driver, lowering, testing
 from vmapc import dtypes as dt
-from vmapc.errors import Loc
+from vmapc.errors import Loc, LoweringError
 from vmapc.ir import Builder, TensorType, Var
 from vmapc.ops import BINARY, OPS, UNARY
 from vmapc.reference import RULES, evaluate
@@ -517,6 +517,8 @@ def test_every_op_has_a_lowering():
 def test_every_op_and_dtype_is_tested():
     seen = {(e.op, v.dtype) for c in CASES.values() for e in c.fn.eqns for v in e.inputs + e.outputs}
     for op in OPS:
+        if OPS[op].family == "collective":     # never lowered: see test_collectives_are_refused
+            continue
         kind = {**UNARY, **BINARY}.get(op, ("any",))[0]
         if op in ("reduce_any", "reduce_all"):
             kinds = [dt.BOOL]
@@ -528,6 +530,17 @@ def test_every_op_and_dtype_is_tested():
             kinds = dt.KINDS[kind]
         for d in kinds:
             assert (op, d) in seen, (op, d)
+
+
+def test_collectives_are_refused():
+    """A collective only has a meaning under the vmap that binds its axis name, which
+    replaces it with ordinary ops; the lowering refuses one left in a program (an axis
+    no vmap bound), naming it. Batched collectives run in tests/test_vmap_compiled.py."""
+    for op in (n for n in OPS if OPS[n].family == "collective"):
+        types = [] if op == "axis_index" else [TensorType((3,), F32)]
+        attrs = {"axis_name": "i", **({"axis_size": 2, "axis": 0} if op == "all_gather" else {})}
+        with pytest.raises(LoweringError, match=rf"{op}\[axis_name='i'\]: the axis name 'i' is not bound"):
+            lowering.lower([testing.single_op(op, types, attrs)])
 
 
 # --- dynamic batch sizes -------------------------------------------------------------------------

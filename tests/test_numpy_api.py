@@ -76,7 +76,8 @@ def _deterministic_data(request):
 
 
 def _leaves(tree):
-    return pytree.flatten(tree)[0]
+    """The traced leaves of arguments: Python ints and bools are static (docs/vmap.md)."""
+    return pytree.flatten(tree, static=vmapc.arguments.compile_static)[0]
 
 
 def assert_same(got, want, rtol=None, atol=None, what="result", signed_zeros=True):
@@ -304,8 +305,9 @@ def test_python_scalar_literals_are_weak(op, d):
 @pytest.mark.parametrize("d", ALL)
 @pytest.mark.parametrize("s", [2, 2.5, True])
 def test_traced_python_scalar_arguments_are_weak(d, s):
-    """A Python number passed as an argument is traced as a weak 0-d value: f(x, 2.5) has
-    the dtype NumPy gives x * 2.5."""
+    """A Python number passed as an argument takes part weakly, as in NumPy: f(x, 2.5) has
+    the dtype NumPy gives x * 2.5 (a float is traced as a weak 0-d value; an int or a bool
+    is static, the number itself)."""
     x = arr((2, 3), d, 1, 4)
     for f in (lambda x, s: x * s, lambda x, s: s + x, lambda x, s: np.maximum(x, s) - x,
               lambda x, s: (s * 3 - 1) * x, lambda x, s: np.where(x > 2, x, s)):

@@ -46,7 +46,7 @@ def _build(name):
     want = corpus.run_numpy(f, *args)
     fn = vmapc.trace(f, *args)
     fn.name = "c"
-    leaves = pytree.flatten(tuple(args))[0]
+    leaves = pytree.flatten(tuple(args), static=vmapc.arguments.compile_static)[0]   # ints are static
     flat = [np.asarray(x, dtype=v.dtype) for x, v in zip(leaves, fn.inputs)]
     expected = [np.asarray(w) for w in pytree.flatten(want)[0]]
     return testing.Case(name, fn, flat, expected), tol

@@ -382,20 +382,31 @@ def test_leaked_tracer_used_outside_any_trace():
 
 # --- arguments -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arg", [np.array([1, "a"], dtype=object), np.array([object()]), "text", object(), None.__class__,
-                                 b"bytes", 1 + 2j, np.array([1 + 2j]), np.array(["a", "b"])],
-                         ids=["object-array", "object-array-2", "str", "object", "type", "bytes", "complex",
-                              "complex-array", "str-array"])
+@pytest.mark.parametrize("arg", [np.array([1, "a"], dtype=object), np.array([object()]), 1 + 2j, np.array([1 + 2j]),
+                                 np.array(["a", "b"])],
+                         ids=["object-array", "object-array-2", "complex", "complex-array", "str-array"])
 def test_bad_arguments_raise_tracing_error(arg):
     with pytest.raises(TracingError):
         vmapc.trace(lambda x: x, arg)
 
 
+@pytest.mark.parametrize("arg", ["text", object(), None.__class__, b"bytes", 3, True],
+                         ids=["str", "object", "type", "bytes", "int", "bool"])
+def test_static_arguments_reach_the_function_as_they_are(arg):
+    """Python ints, bools and non-numbers are static (docs/vmap.md): the function sees
+    the value itself, the program has no input for it, and it can be returned as is."""
+    seen = []
+    fn = vmapc.trace(lambda x, s: (seen.append(s), x * 2, s)[1:], F32, arg)
+    assert seen == [arg] and len(fn.inputs) == 1
+    if isinstance(arg, int):      # a number returned becomes an array (of that value)
+        assert len(fn.outputs) == 2 and vmapc.eval(fn, np.ones((3, 4), np.float32))[1] == arg
+    else:                         # anything else comes back as it is
+        assert len(fn.outputs) == 1 and vmapc.pytree.unflatten(fn.out_tree, [np.float32(1)])[1] is arg
+
+
 def test_object_constant_inside_trace():
     with pytest.raises(TracingError):
         vmapc.trace(lambda x: x + np.array([1, None], dtype=object), ShapeDtype((2,), np.float32))
-    with pytest.raises(TracingError):
-        vmapc.trace(lambda x: (x, "not an array"), F32)
     with pytest.raises(DTypeError):
         vmapc.trace(lambda x: x + np.array([1j, 2j]), ShapeDtype((2,), np.float32))
 
@@ -465,7 +476,10 @@ def test_python_scalar_arguments_are_weak(d):
                 continue
             fn = vmapc.trace(f, ShapeDtype((2,), d), s)
             assert fn.out_types[0].dtype == want.dtype, (d, s)
-            assert fn.in_types[1].dtype == np.asarray(s).dtype  # the scalar itself is f64/i64/bool
+            if isinstance(s, float):    # traced: the scalar itself is f64
+                assert fn.in_types[1].dtype == np.float64
+            else:                       # ints and bools are static: no input, the number itself
+                assert len(fn.inputs) == 1
 
 
 def test_float32_stays_float32_with_python_float():

@@ -24,10 +24,10 @@ import numpy as np
 from ..errors import CallError
 from ..ir import Function
 from ..shapes import Sym, bind, resolve
-from . import contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
+from . import collective, contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
 
 RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random, collective):
     RULES.update(_module.RULES)
 
 
