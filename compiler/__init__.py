@@ -19,10 +19,14 @@ The pipeline, each stage inspectable:
 * :func:`compile` lowers it to MLIR (:mod:`vmapc.lowering`), compiles it with IREE
   (:mod:`vmapc.driver`) and runs it (:mod:`vmapc.runtime`);
 * :func:`eval` runs any IR on the NumPy reference evaluator.
+
+Automatic differentiation (:mod:`vmapc.autodiff`) is one more IR rewrite that composes
+with all of these: :func:`grad`, :func:`value_and_grad`, :func:`vjp`, :func:`jvp`,
+:func:`jacrev`, :func:`jacfwd`, :func:`hessian` and :func:`stop_gradient`.
 """
 
 from . import dtypes, errors, pytree, shapes
-from .errors import (ArtifactError, BatchingError, CallError, CompileError, LoweringError, NotCallableError,
+from .errors import (ArtifactError, AutodiffError, BatchingError, CallError, CompileError, LoweringError, NotCallableError,
                      PerformanceWarning, TargetError, TracingError, UnsupportedError, VmapcError)
 from .ir import Function, TensorType
 from .reference import evaluate as eval  # noqa: A001
@@ -31,6 +35,7 @@ from .text import parse
 from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
 from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
 from .vmap import vmap, Vmapped
+from .autodiff import grad, hessian, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, vjp
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export
 
