@@ -5,11 +5,11 @@ Differentiation is one more rewrite of the IR, like batching. Two passes do the
 work, each with one rule per op, kept by op family next to every other
 interpretation of the ops:
 
-* forward mode, :func:`~vmapc.autodiff.jvp.jvp_function`: ``f(x) -> y`` becomes
-  ``(x, t) -> (y, J·t)``, with the rules in :mod:`vmapc.autodiff.jvp`;
-* reverse mode, :func:`~vmapc.autodiff.vjp.vjp_function`: ``f(x) -> y`` becomes
+* forward mode, :func:`~vmapc.autodiff.forward.jvp_function`: ``f(x) -> y`` becomes
+  ``(x, t) -> (y, J·t)``, with the rules in :mod:`vmapc.autodiff.forward`;
+* reverse mode, :func:`~vmapc.autodiff.reverse.vjp_function`: ``f(x) -> y`` becomes
   ``(x, ȳ) -> (y, ȳ·J)``, the forward pass followed by the backward pass, with the
-  rules in :mod:`vmapc.autodiff.vjp`.
+  rules in :mod:`vmapc.autodiff.reverse`.
 
 Both produce ordinary programs made of ordinary ops. So everything else composes
 without knowing about derivatives: ``vmap`` batches a gradient program (per-example
@@ -43,8 +43,8 @@ from ..errors import AutodiffError, NotCallableError
 from ..tracing import ShapeDtype, Tracer, _arg_names, current, to_var, trace_flat, user_loc
 from ..vmap import _is_array, batch_function
 from .helpers import NON_DIFFERENTIABLE  # noqa: F401
-from .jvp import JVP_RULES, jvp_function  # noqa: F401
-from .vjp import NO_REVERSE, VJP_RULES, vjp_function  # noqa: F401
+from .forward import JVP_RULES, jvp_function  # noqa: F401
+from .reverse import NO_REVERSE, VJP_RULES, vjp_function  # noqa: F401
 
 
 # --- running a transform: inline inside a trace, compiled on arrays ----------------------------------

@@ -1,6 +1,7 @@
 """Reverse-mode rules of the elementwise family.
 
-The partial derivatives are the forward rules' (:data:`..jvp.elementwise.PARTIALS`):
+The partial derivatives are the forward rules' (``UNARY_PARTIALS`` and ``BINARY_PARTIALS`` in
+:mod:`vmapc.autodiff.forward.elementwise`):
 an operand's cotangent is the result's cotangent times the operand's partial,
 summed over the dims along which the operand was broadcast (:func:`unbroadcast`).
 ``select`` routes the cotangent to the branch each element came from; the
@@ -11,7 +12,7 @@ between floating-point dtypes: a conversion to or from an integer is a constant.
 from __future__ import annotations
 
 from ..helpers import is_differentiable, mul, scalar, unbroadcast
-from ..jvp.elementwise import BINARY_PARTIALS, UNARY_PARTIALS
+from ..forward.elementwise import BINARY_PARTIALS, UNARY_PARTIALS
 
 
 def _unary_rule(name):

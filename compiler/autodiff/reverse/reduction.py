@@ -6,7 +6,7 @@ product of the other elements for ``reduce_prod``)."""
 from __future__ import annotations
 
 from ..helpers import ew
-from ..jvp.reduction import expand, extreme_weights, prod_partials
+from ..forward.reduction import expand, extreme_weights, prod_partials
 
 
 def reduce_sum_rule(b, primals, outs, cts, axes):
