@@ -408,3 +408,54 @@ def test_cli_compiles_a_gradient_function_to_an_artifact(tmp_path, vmapc_shared_
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "grads" / "out1.npy"), np.einsum("ni,nj->nij", h, dz2),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_the_program_shown_in_the_docs():
+    """docs/autodiff.md prints the simplified gradient program of a one-layer loss."""
+    import os
+    import re
+    from vmapc.optimize import simplify
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "autodiff.md")).read()
+    shown = re.search(r">>> print\(simplify\(f\)\)\n(\{.*?\})\n```", doc, re.S).group(1)
+    f = vmapc.trace(vmapc.grad(lambda w, x: np.sum(np.tanh(x @ w))), F32[3, 2], F32[3])
+    assert str(simplify(f)) == shown
+
+
+# --- the compiled per-example MLP gradient: the batch folded into the GEMMs ------------------------------
+
+def mlp_loss(w1, w2, x, y):
+    """x: [8, 64] (a few rows per example), shared weights; as tests/test_vmap_compiled.py's MLP."""
+    return np.sum((np.tanh(np.maximum(x @ w1, 0) @ w2) - y) ** 2)
+
+
+def test_per_example_mlp_gradients_fold_the_batch_into_gemms():
+    """Forward: one GEMM per layer with M = batch x rows (linalg.matmul). Backward: the
+    cotangent of the second layer's input is one contraction against the shared w2 with
+    the batch folded into its rows too (no batch dim, no broadcast weights); each weight
+    gradient is one contraction over the example's rows with the batch as a batch dim.
+    The first layer's input cotangent, which nobody asked for, is not computed."""
+    compiled = vmapc.compile(vmapc.vmap(vmapc.grad(mlp_loss, argnums=(0, 1)), in_dims=(None, None, 0, 0)))
+    w1, w2 = np.zeros((64, 32), np.float32), np.zeros((32, 10), np.float32)
+    x, y = np.zeros((16, 8, 64), np.float32), np.zeros((16, 8, 10), np.float32)
+    lowered = compiled.lower(w1, w2, x, y)
+    p = lowered.program
+    w1v, w2v, xv = p.inputs[:3]
+    assert all(e.op != "broadcast_in_dim" or e.inputs[0] not in (w1v, w2v) for e in p.eqns)
+    dots = [e for e in p.eqns if e.op == "dot_general"]
+    with_weights = [e for e in dots if e.inputs[1] in (w1v, w2v)]
+    per_example = [e for e in dots if e.inputs[1] not in (w1v, w2v)]
+    # forward x @ w1, h @ w2 and backward ct @ w2.T: no batch dims, the batch is a free dim of the lhs
+    assert len(with_weights) == 3, p
+    for e in with_weights:
+        assert e.attrs["batch"] == ((), ()) and p.bdims[e.inputs[0]] == 0, e
+    assert [e.attrs["contract"] for e in with_weights].count(((2,), (1,))) == 1      # ct @ w2.T
+    # the weight gradients: one per layer, contracting the 8 rows, batched over the examples
+    assert len(per_example) == 2, p
+    for e in per_example:
+        assert e.attrs["batch"] == ((0,), (0,)) and e.attrs["contract"] == ((1,), (1,)), e
+    assert {e.outputs[0].shape for e in per_example} == {(16, 64, 32), (16, 32, 10)}
+    mlir = lowered.mlir
+    matmuls = [ln for ln in mlir.splitlines() if "linalg.matmul" in ln]
+    assert len(matmuls) == 2 and "tensor<128x64xf32>, tensor<64x32xf32>" in matmuls[0], mlir
+    assert "tensor<128x32xf32>, tensor<32x10xf32>" in matmuls[1]
+    assert "linalg.broadcast" not in mlir
