@@ -31,12 +31,18 @@ JVP_RULES: dict = {}
 for _module in (elementwise, reduction, contraction, shape, indexing):
     JVP_RULES.update(_module.RULES)
 
+# Ops that carry sub-programs (a loop body, branches) are rewritten whole: their rule
+# computes the primal results too, ``rule(b, primals, tangents, **attrs) -> (outs,
+# tangents)``, in place of the copied equation.
+WHOLE_OPS: set = set()
+
 
 def jvp_function(fn: Function, active=None, name: str | None = None) -> Function:
     """``fn`` in forward mode: inputs are ``fn``'s inputs, then one tangent for each
     input marked in `active` (default: all) that is floating point; outputs are
     ``fn``'s outputs, then one tangent per output (zeros for an output that does not
-    depend on the tangents, and for integer and bool outputs)."""
+    depend on the tangents, and for integer and bool outputs). The result's attribute
+    ``nonzero_tangents`` says which output tangents can be nonzero."""
     n = len(fn.inputs)
     active = [True] * n if active is None else list(active)
     if len(active) != n:
@@ -59,14 +65,19 @@ def jvp_function(fn: Function, active=None, name: str | None = None) -> Function
     for e in fn.eqns:
         b.loc = e.loc
         args = [env[id(v)] for v in e.inputs]
-        outs = b.emit_multi(e.op, args, e.attrs)
         ts = [tan.get(id(v)) for v in e.inputs]
-        if e.op not in NON_DIFFERENTIABLE and any(t is not None for t in ts):
+        if e.op in NON_DIFFERENTIABLE or all(t is None for t in ts):
+            outs = b.emit_multi(e.op, args, e.attrs)
+        else:
             rule = JVP_RULES.get(e.op)
             if rule is None:
                 raise AutodiffError(f"jvp: op {e.op} has no forward-mode rule", e.loc)
             try:
-                t_outs = rule(b, args, ts, outs, **e.attrs)
+                if e.op in WHOLE_OPS:
+                    outs, t_outs = rule(b, args, ts, **e.attrs)
+                else:
+                    outs = b.emit_multi(e.op, args, e.attrs)
+                    t_outs = rule(b, args, ts, outs, **e.attrs)
             except AutodiffError as err:
                 raise err.with_loc(e.loc)
             for v, o, t in zip(e.outputs, outs, t_outs):
@@ -82,5 +93,7 @@ def jvp_function(fn: Function, active=None, name: str | None = None) -> Function
     for v, o in zip(fn.outputs, outputs):
         t = tan.get(id(v))
         t_outputs.append(zeros_like(b, o) if t is None else t)
-    return Function(inputs + t_inputs, b.eqns, outputs + t_outputs, name=name or f"jvp_{fn.name}",
-                    arg_names=list(names) + t_names)
+    out = Function(inputs + t_inputs, b.eqns, outputs + t_outputs, name=name or f"jvp_{fn.name}",
+                   arg_names=list(names) + t_names)
+    out.nonzero_tangents = [id(v) in tan for v in fn.outputs]
+    return out

@@ -42,6 +42,15 @@ for _module in (elementwise, reduction, contraction, shape, indexing):
 # Ops that reverse mode refuses, with the reason (ops that exist in forward mode only).
 NO_REVERSE: dict = {}
 
+# Ops that carry sub-programs (loops, branches) may keep values of their forward pass for
+# the backward pass (a loop's carry at every step): ``FORWARD_RULES[op](b, primals,
+# active, **attrs) -> (outs, residuals)`` takes the copied equation's place in the
+# forward pass. The reverse rule of an op in ``WHOLE_OPS`` is called with two more
+# keyword arguments, ``active`` (whose operands' cotangents are wanted) and
+# ``residuals`` (what its forward rule kept, or None).
+FORWARD_RULES: dict = {}
+WHOLE_OPS: set = set()
+
 
 def vjp_function(fn: Function, wrt=None, cotangents=None, name: str | None = None) -> Function:
     """``fn`` in reverse mode: inputs are ``fn``'s inputs, then one cotangent for each
@@ -67,19 +76,23 @@ def vjp_function(fn: Function, wrt=None, cotangents=None, name: str | None = Non
         if w and is_differentiable(v):
             active.add(id(v))
     # the forward pass: copy every equation, and note those on a path from a differentiated input
-    on_path = []
+    on_path, residuals = [], {}
     for e in fn.eqns:
         b.loc = e.loc
-        outs = b.emit_multi(e.op, [env[id(v)] for v in e.inputs], e.attrs)
+        args = [env[id(v)] for v in e.inputs]
+        diff = e.op not in NON_DIFFERENTIABLE and any(id(v) in active for v in e.inputs)
+        if diff and e.op in NO_REVERSE:
+            raise AutodiffError(f"reverse-mode differentiation (grad, vjp, jacrev) of {e.op}: "
+                                f"{NO_REVERSE[e.op]}", e.loc)
+        if diff and e.op in FORWARD_RULES:
+            outs, residuals[id(e)] = FORWARD_RULES[e.op](b, args, [id(v) in active for v in e.inputs], **e.attrs)
+        else:
+            outs = b.emit_multi(e.op, args, e.attrs)
         for v, o in zip(e.outputs, outs):
             env[id(v)] = o
-        if e.op in NON_DIFFERENTIABLE or not any(id(v) in active for v in e.inputs):
-            continue
-        why = NO_REVERSE.get(e.op)
-        if why is not None:
-            raise AutodiffError(f"reverse-mode differentiation (grad, vjp, jacrev) of {e.op}: {why}", e.loc)
-        on_path.append(e)
-        active.update(id(v) for v in e.outputs if is_differentiable(v))
+        if diff:
+            on_path.append(e)
+            active.update(id(v) for v in e.outputs if is_differentiable(v))
     outputs = [env[id(v)] for v in fn.outputs]
     # the cotangents of the outputs are inputs of the new program
     ct: dict = {}
@@ -102,8 +115,11 @@ def vjp_function(fn: Function, wrt=None, cotangents=None, name: str | None = Non
             raise AutodiffError(f"vjp: op {e.op} has no reverse-mode rule", e.loc)
         b.loc = e.loc
         primals = [env[id(v)] for v in e.inputs]
+        extra = {}
+        if e.op in WHOLE_OPS:
+            extra = {"active": [id(v) in active for v in e.inputs], "residuals": residuals.get(id(e))}
         try:
-            cins = rule(b, primals, [env[id(v)] for v in e.outputs], cts, **e.attrs)
+            cins = rule(b, primals, [env[id(v)] for v in e.outputs], cts, **e.attrs, **extra)
         except AutodiffError as err:
             raise err.with_loc(e.loc)
         for v, p, c in zip(e.inputs, primals, cins):
