@@ -26,10 +26,14 @@ The pipeline, each stage inspectable:
 Structured control flow (:mod:`vmapc.control`): :func:`cond`, :func:`switch`,
 :func:`while_loop`, :func:`fori_loop`, :func:`scan` and :func:`map` trace branches and
 loop bodies as sub-programs, which ``vmap`` batches and the compiler lowers to loops.
+
+Automatic differentiation (:mod:`vmapc.autodiff`) is one more IR rewrite that composes
+with all of these: :func:`grad`, :func:`value_and_grad`, :func:`vjp`, :func:`jvp`,
+:func:`jacrev`, :func:`jacfwd`, :func:`hessian` and :func:`stop_gradient`.
 """
 
 from . import dtypes, errors, pytree, shapes
-from .errors import (ArtifactError, BatchingError, CallError, CompileError, LoweringError, NotCallableError,
+from .errors import (ArtifactError, AutodiffError, BatchingError, CallError, CompileError, LoweringError, NotCallableError,
                      PerformanceWarning, TargetError, TracingError, UnsupportedError, VmapcError)
 from .ir import Function, TensorType
 from .reference import evaluate as eval  # noqa: A001
@@ -41,6 +45,7 @@ from . import random  # noqa: E402  (vmapc.random: keys and draws)
 from .vmap import vmap, Vmapped
 from .control import cond, fori_loop, map, scan, switch, while_loop  # noqa: A004  (vmapc.map, as jax.lax.map)
 from .collective import all_gather, axis_index, axis_size, pmax, pmean, pmin, psum
+from .autodiff import grad, hessian, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, vjp
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export
 

@@ -148,6 +148,15 @@ class BatchingError(VmapcError, ValueError):
     whose rule is missing while the fallback is switched to ``"error"``."""
 
 
+# --- automatic differentiation ------------------------------------------------------------------
+
+class AutodiffError(VmapcError, TypeError):
+    """A function that cannot be differentiated as asked: ``grad`` of a non-scalar or
+    integer output, differentiating with respect to an integer argument, ``has_aux``
+    without an ``(output, aux)`` pair, tangents or cotangents that do not match their
+    values, or reverse mode through ``while_loop``."""
+
+
 # --- lowering, compiling, targets --------------------------------------------------------------
 
 class LoweringError(VmapcError):

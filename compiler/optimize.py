@@ -28,6 +28,12 @@ is easier to read. ``simplify`` runs a few rewrites to a fixed point:
   input folds to its identity: IREE proves that too, and then miscompiles what follows
   it in the same way;
 * **empty operands**: a ``concatenate`` drops operands with nothing along its axis;
+* **algebraic identities** with a constant operand whose elements are all equal (what
+  derivative programs are full of: the seed 1 of a gradient, the exponent 1 of the
+  derivative of ``x ** 2``): ``x * 1`` and ``x ** 1`` are ``x``, ``x ** 2`` is
+  ``square(x)`` (float ``power`` is a libm call), ``select`` with a constant condition is
+  the branch it picks; each only where the result has ``x``'s type (nothing is
+  broadcast away) and the identity is exact for every value, NaN and -0.0 included;
 * **sub-programs** (loop bodies, branches) are simplified the same way, each on its own;
   an equation carrying one is never folded here, since evaluating a loop could take as
   long as running it;
@@ -121,6 +127,42 @@ def _empty(v) -> bool:
     return is_static(v.shape) and prod(v.shape) == 0
 
 
+def _splat(v, producer):
+    """The one value of every element of `v` when it is a constant (or a broadcast of
+    one) whose elements are all equal; else None."""
+    e = producer.get(v)
+    if e is not None and e.op == "broadcast_in_dim":
+        e = producer.get(e.inputs[0])
+    if e is None or e.op != "constant" or e.attrs["value"].size == 0:
+        return None
+    x = e.attrs["value"].reshape(-1)
+    if not np.all(x == x[0]):
+        return None
+    return x[0].item()
+
+
+def _identity(op, ins, out, producer):
+    """An algebraic identity of the module docstring: the var that the result equals,
+    or ``(op, ins)`` to compute it with, or None."""
+    if op == "multiply":
+        for a, b in (ins, ins[::-1]):
+            if a.type == out.type and _splat(b, producer) == 1:
+                return a
+    elif op == "power" and ins[0].type == out.type:
+        c = _splat(ins[1], producer)
+        if c == 1:
+            return ins[0]
+        if c == 2:
+            return ("square", [ins[0]])
+    elif op == "select":
+        c = _splat(ins[0], producer)
+        if c is not None:
+            pick = ins[1] if c else ins[2]
+            if pick.type == out.type:
+                return pick
+    return None
+
+
 def _simplify_once(fn: Function) -> tuple:
     producer: dict = {}
     replace: dict = {}
@@ -149,6 +191,13 @@ def _simplify_once(fn: Function) -> tuple:
                 continue
             if nonempty:
                 ins, changed = nonempty, True
+        same = _identity(op, ins, e.outputs[0], producer) if op in ("multiply", "power", "select") else None
+        if isinstance(same, tuple):
+            (op, ins), changed = same, True
+        elif same is not None:
+            replace[e.outputs[0]] = same
+            changed = True
+            continue
         src = producer.get(ins[0]) if ins else None
         if op == "reshape" and src is not None and src.op == "reshape":
             ins, changed = [src.inputs[0]], True

@@ -671,3 +671,110 @@ def run_compiled(cases, target="cpu", driver=None, group: int = 32, modules: int
             for c, start, n in spans:
                 out[c.name] = res[start:start + n]
     return out
+
+
+# --- derivatives against finite differences -----------------------------------------------------
+
+def to_float64(fn: Function) -> Function:
+    """`fn` with every floating-point value in float64 (inputs, results, the targets of
+    conversions and float constants), for finite differences that are not swamped by
+    rounding."""
+    def f64(t):
+        return TensorType(t.shape, dt.FLOAT64) if dt.is_float(t.dtype) else t
+    b = Builder()
+    ins = [Var(f64(v.type), v.hint) for v in fn.inputs]
+    env = {id(v): n for v, n in zip(fn.inputs, ins)}
+    for e in fn.eqns:
+        attrs = dict(e.attrs)
+        if "dtype" in attrs and dt.is_float(attrs["dtype"]):
+            attrs["dtype"] = dt.FLOAT64
+        if isinstance(attrs.get("value"), np.ndarray) and dt.is_float(attrs["value"].dtype):
+            attrs["value"] = attrs["value"].astype(np.float64)
+        outs = b.emit_multi(e.op, [env[id(v)] for v in e.inputs], attrs)
+        env.update({id(v): o for v, o in zip(e.outputs, outs)})
+    return b.build(ins, [env[id(v)] for v in fn.outputs], name=fn.name, arg_names=fn.arg_names)
+
+
+def _float_positions(vs):
+    return [i for i, v in enumerate(vs) if dt.is_float(v.dtype)]
+
+
+def _dot(xs, ys):
+    return sum(float(np.sum(np.asarray(x, np.float64) * np.asarray(y, np.float64))) for x, y in zip(xs, ys))
+
+
+def check_grads(fn, args, order: int = 1, modes=("fwd", "rev"), eps: float = 1e-6, rtol: float = 1e-5,
+                atol: float = 1e-5, rng=None, evaluate_fn=evaluate, name: str = ""):
+    """Check `fn`'s derivatives against float64 central finite differences (after
+    ``jax.test_util.check_grads``). `fn` is an IR Function or a Python function traced at
+    `args`; it is converted to float64 first. For a random direction ``t`` over the float
+    inputs, ``(f(x + eps t) - f(x - eps t)) / (2 eps)`` must equal
+
+    * ``"fwd"``: the output tangents of :func:`~vmapc.autodiff.jvp_function`;
+    * ``"rev"``: ``ct·J·t`` from :func:`~vmapc.autodiff.vjp_function` with a random output
+      cotangent ``ct`` (the dot-product test: ``<ct, J t> == <ct J, t>``),
+
+    each within ``atol + rtol * scale`` (``scale``: the largest magnitude among the
+    compared values). ``order=2`` also checks the JVP and VJP programs themselves, one
+    order up (forward over forward and reverse, reverse over both). Raises
+    AssertionError naming the check."""
+    from .autodiff import jvp_function, vjp_function
+    if not isinstance(fn, Function):
+        from .tracing import trace
+        args = [np.asarray(a, np.float64) if dt.is_float(np.asarray(a).dtype) else np.asarray(a) for a in args]
+        fn = trace(fn, *args)
+    fn = to_float64(fn)
+    args = [np.asarray(a, np.float64) if dt.is_float(v.dtype) else np.asarray(a, v.dtype)
+            for a, v in zip(args, fn.inputs)]
+    rng = np.random.default_rng(0) if rng is None else rng
+    fin, fout = _float_positions(fn.inputs), _float_positions(fn.outputs)
+    label = name or fn.name
+    if not fin or not fout:
+        return
+    t = {i: rng.normal(size=fn.inputs[i].shape) for i in fin}
+
+    def shifted(s):
+        return [a + s * eps * t[i] if i in t else a for i, a in enumerate(args)]
+    plus, minus = evaluate_fn(fn, *shifted(1)), evaluate_fn(fn, *shifted(-1))
+    fd = [(plus[j] - minus[j]) / (2 * eps) for j in fout]
+
+    def close(got, want, what):
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        scale = max(float(np.max(np.abs(want), initial=0)), float(np.max(np.abs(got), initial=0)), 1.0)
+        err = float(np.max(np.abs(got - want), initial=0)) if np.size(got) else 0.0
+        if not (np.all(np.isfinite(got) == np.isfinite(want)) and err <= atol + rtol * scale):
+            raise AssertionError(f"{label}: {what}: max error {err:.3g} > {atol} + {rtol} * {scale:.3g}\n"
+                                 f"got  {got!r}\nwant {want!r}")
+    if "fwd" in modes:
+        jf = jvp_function(fn)
+        outs = evaluate_fn(jf, *args, *[t[i] for i in fin])
+        n = len(fn.outputs)
+        for k, j in enumerate(fout):
+            close(outs[n + j], fd[k], f"forward mode, output {j}")
+        if order > 1:
+            check_grads(jf, list(args) + [t[i] for i in fin], order - 1, modes, eps, rtol, atol, rng,
+                        evaluate_fn, f"{label} (jvp)")
+    if "rev" in modes:
+        vf = vjp_function(fn)
+        cts = [rng.normal(size=fn.outputs[j].shape) for j in fout]
+        outs = evaluate_fn(vf, *args, *cts)
+        n = len(fn.outputs)
+        grads = [outs[n + i] for i in fin]
+        close(_dot(grads, [t[i] for i in fin]), _dot(cts, fd), "reverse mode, <ct J, t> vs <ct, J t>")
+        if order > 1:
+            check_grads(vf, list(args) + cts, order - 1, modes, eps, rtol, atol, rng, evaluate_fn,
+                        f"{label} (vjp)")
+
+
+def differentiable_samples(dtypes: str = "all") -> list:
+    """The samples of :func:`op_samples` whose op has a derivative and that have a
+    floating-point input and output."""
+    from .autodiff import NON_DIFFERENTIABLE
+    out = []
+    for s in op_samples(dtypes):
+        (e,) = s.fn.eqns
+        if e.op in NON_DIFFERENTIABLE:
+            continue
+        if _float_positions(s.fn.inputs) and _float_positions(s.fn.outputs):
+            out.append(s)
+    return out

@@ -53,3 +53,25 @@ def test_optional_peers_are_checked_or_skipped_with_a_note(quick):
         else:
             assert not checked and f"{module} skipped: not installed" in p.stderr
             print(f"{peer}: not installed here; the benchmark skipped it with a note")
+
+
+def test_quick_per_example_gradient_benchmark_checks_its_contenders(tmp_path, vmapc_shared_cache):
+    """benchmarks/grads.py --quick: vmapc's per-example gradients of both workloads (and the
+    loop, JAX and torch.func where installed) against the gradients derived by hand."""
+    contenders = "vmapc,loop,numpy,jax,torch.vmap"
+    p = subprocess.run([sys.executable, "-m", "benchmarks.grads", "--quick", "--out", str(tmp_path),
+                        "--contenders", contenders], cwd=ROOT, capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, VMAPC_CACHE_DIR=str(vmapc_shared_cache)))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    with open(tmp_path / "grads-quick.json") as f:
+        results = json.load(f)
+    assert {c["workload"] for c in results["cells"]} == {"mlp", "attention"}
+    for c in results["cells"]:
+        assert not c["failed"] and {"vmapc", "loop", "numpy"} <= set(c["checked"]), c
+    for peer, module in (("jax", "jax"), ("torch.vmap", "torch")):
+        try:
+            __import__(module)
+        except Exception:
+            print(f"{peer}: not installed here; the benchmark skipped it with a note")
+            continue
+        assert all(peer in c["checked"] for c in results["cells"]), peer

@@ -18,7 +18,7 @@ import pytest
 
 import vmapc
 from vmapc import errors, lowering, rules
-from vmapc.errors import (ArtifactError, BatchingError, CallError, CastError, CompileError, DTypeError,
+from vmapc.errors import (ArtifactError, AutodiffError, BatchingError, CallError, CastError, CompileError, DTypeError,
                           ExecutionError, IRError, IRParseError, Loc, LoweringError, NotCallableError,
                           OutOfBoundsError, ReadOnlyError, ShapeError, TargetError, TracerBoolConversionError,
                           TracerConversionError, TracingError, UnsupportedError, VmapcError, WriteError)
@@ -629,6 +629,66 @@ def ir_vmap_out_dims_out_of_range():
     vmapc.vmap(vmapc.trace(lambda x: x, F32[3]), in_dims=0, out_dims=7, axis_size=2)
 
 
+# --- automatic differentiation ------------------------------------------------------------------
+
+@entry("autodiff", AutodiffError, r"vmapc\.grad: argument `n` \(argnums=1\) has dtype int32; only floating-point "
+       r"arguments can be differentiated")
+def grad_with_respect_to_an_integer():
+    vmapc.grad(lambda x, n: np.sum(x * n), argnums=(0, 1))(X, np.int32(3))  # <-- grad_with_respect_to_an_integer
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.grad: the function must return a floating-point scalar \(0-d\), but it "
+       r"returned f32\[2,3\]; for a non-scalar output use vmapc\.jacrev or vmapc\.vjp")
+def grad_of_a_non_scalar():
+    def model(x):
+        return vmapc.grad(np.tanh)(x)  # <-- grad_of_a_non_scalar
+    vmapc.compile(model)(X)
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.grad: the function must return a scalar, but it returned a tuple of 2")
+def grad_of_a_pair_without_has_aux():
+    vmapc.grad(lambda x: (np.sum(x), x))(X)  # <-- grad_of_a_pair_without_has_aux
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.value_and_grad\(has_aux=True\): the function must return a pair "
+       r"\(output, aux\), but it returned a single array")
+def has_aux_without_a_pair():
+    vmapc.value_and_grad(lambda x: np.sum(x), has_aux=True)(X)  # <-- has_aux_without_a_pair
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.grad\(has_aux=True\): the function must return a pair \(output, aux\), "
+       r"but it returned a tuple of 3")
+def has_aux_with_three_results():
+    vmapc.grad(lambda x: (np.sum(x), x, x), has_aux=True)(X)  # <-- has_aux_with_three_results
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.jvp: tangents\[0\] has type f32\[4\] but the value it goes with has "
+       r"type f32\[2,3\]")
+def jvp_tangent_of_the_wrong_shape():
+    vmapc.jvp(np.sin, (X,), (V,))  # <-- jvp_tangent_of_the_wrong_shape
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.vjp: the cotangent has structure \(\*, \*\) but the output \*")
+def vjp_cotangent_of_the_wrong_structure():
+    _, pullback = vmapc.vjp(np.sin, X)
+    pullback((X, X))  # <-- vjp_cotangent_of_the_wrong_structure
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.jacrev: argnums 2 is out of range for a call with 1 positional arguments")
+def argnums_out_of_range():
+    vmapc.jacrev(np.sin, argnums=2)(X)  # <-- argnums_out_of_range
+
+
+@entry("autodiff", AutodiffError, r"vmapc\.jacrev: output 0 has dtype int64; reverse mode needs floating-point outputs")
+def jacrev_of_an_integer_output():
+    vmapc.jacrev(lambda x: np.argmax(x, axis=0))(X)  # <-- jacrev_of_an_integer_output
+
+
+@entry("autodiff", NotCallableError, r"vmapc\.grad: expected a function, got int")
+def grad_of_non_function():
+    vmapc.grad(3)  # <-- grad_of_non_function
+
+
 @entry("trace", NotCallableError, r"vmap: expected a function, got int", loc=False)
 def vmap_of_non_function():
     vmapc.vmap(3)
@@ -931,7 +991,7 @@ def ir_that_does_not_verify():
 
 def test_catalogue_is_large():
     stages = {p.id.split("-")[0] for p in CATALOGUE}
-    assert stages >= {"trace", "batch", "compile", "call"}
+    assert stages >= {"trace", "batch", "autodiff", "compile", "call"}
     assert len(CATALOGUE) >= 30
 
 

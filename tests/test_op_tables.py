@@ -20,3 +20,12 @@ def test_every_op_has_a_batching_rule():
 def test_tables_have_no_strays():
     for table in (reference.RULES, lowering.LOWERINGS, rules.BATCH_RULES):
         assert sorted(set(table) - set(OPS)) == []
+
+
+def test_every_op_is_differentiable_or_listed_as_a_constant():
+    from vmapc.autodiff import JVP_RULES, NON_DIFFERENTIABLE, VJP_RULES
+    assert sorted(set(OPS) - set(JVP_RULES) - NON_DIFFERENTIABLE) == []
+    assert sorted(set(OPS) - set(VJP_RULES) - NON_DIFFERENTIABLE) == []
+    assert sorted(NON_DIFFERENTIABLE & (set(JVP_RULES) | set(VJP_RULES))) == []
+    for table in (JVP_RULES, VJP_RULES, NON_DIFFERENTIABLE):
+        assert sorted(set(table) - set(OPS)) == []

@@ -533,3 +533,28 @@ def test_reduction_over_an_empty_axis_beside_libm():
     got = compiled(simple, a, x)
     assert got[0] == np.float32(1.0)
     np.testing.assert_allclose(got[1], np.tanh(x), rtol=1e-12)
+
+
+def _softmax_of_scores_with_row_sums(q, k):
+    s = q @ k.T / np.float32(5.6)
+    p = np.exp(s - np.max(s, axis=1, keepdims=True))
+    t = np.sum(p, axis=1, keepdims=True)
+    return t, p / t
+
+
+# IREE 3.13 CPU codegen bug, found through reverse-mode differentiation (which keeps a
+# softmax's row sums for the backward pass): with aggressive fusion, a softmax over q @ k.T
+# that also returns its row sums fails to compile ("'vector.store' op write affecting
+# operations on global resources are restricted to workgroup distributed contexts"). The
+# driver compiles such a module again without aggressive fusion (vmapc.driver.FUSION_BUG).
+def test_softmax_returning_its_row_sums_compiles():
+    from vmapc import driver
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=(2, 16, 32)).astype(np.float32)
+    before = driver.stats["fusion_retries"]
+    t, p = vmapc.compile(_softmax_of_scores_with_row_sums)(q, k)
+    want_t, want_p = _softmax_of_scores_with_row_sums(q, k)
+    np.testing.assert_allclose(t, want_t, rtol=1e-5)
+    np.testing.assert_allclose(p, want_p, rtol=1e-5, atol=1e-7)
+    print(f"compiled again without aggressive fusion: {driver.stats['fusion_retries'] - before} time(s) "
+          "(0: the module came from the cache)")

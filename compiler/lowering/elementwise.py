@@ -198,6 +198,7 @@ _UNARY = {
     "isnan": lambda x, dtype: arith.cmpf(arith.CmpFPredicate.UNO, x, x),
     "isfinite": _isfinite,
     "isinf": _isinf,
+    "stop_gradient": lambda x, dtype: x,   # the rule below returns the operand itself
 }
 
 
@@ -442,4 +443,5 @@ def _bitcast_rule(lctx, eqn, xs):
 
 RULES = {name: _unary_rule(name) for name in _UNARY}
 RULES.update({name: _binary_rule(name) for name in _BINARY})
-RULES.update({"select": _select_rule, "convert": _convert_rule, "bitcast": _bitcast_rule})
+RULES.update({"select": _select_rule, "convert": _convert_rule, "bitcast": _bitcast_rule,
+              "stop_gradient": lambda lctx, eqn, xs: [xs[0]]})

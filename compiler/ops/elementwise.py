@@ -25,6 +25,8 @@ UNARY = {
     "floor": ("float", "same"), "ceil": ("float", "same"), "round": ("float", "same"),
     "logical_not": ("any", "bool"), "bitwise_not": ("integer_or_bool", "same"),
     "isnan": ("float", "bool"), "isfinite": ("float", "bool"), "isinf": ("float", "bool"),
+    # the identity, whose derivative automatic differentiation takes to be zero
+    "stop_gradient": ("any", "same"),
 }
 
 BINARY = {

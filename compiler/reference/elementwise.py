@@ -66,6 +66,7 @@ _UNARY = {
     "sigmoid": _sigmoid, "erf": _erf, "floor": np.floor, "ceil": np.ceil, "round": np.round,
     "logical_not": np.logical_not, "bitwise_not": np.invert,
     "isnan": np.isnan, "isfinite": np.isfinite, "isinf": np.isinf,
+    "stop_gradient": lambda x: x,
 }
 
 _BINARY = {
