@@ -105,7 +105,7 @@ def _map_batches(fn, args, in_dims, out_dims, chunk_size, driver):
             continue
         if not _is_dask(x):
             if chunk_size is None:
-                raise BatchingError(f"{WHAT}: argument `{inp.names[i]}` is a {type(x).__name__}, not a Dask array; "
+                raise BatchingError(f"{WHAT}: argument `{inp.names[i]}` is not a Dask array (it is {type(x).__name__}); "
                                     "give chunk_size=N to split it into chunks of N examples, or pass a Dask "
                                     "array chunked along its batch axis")
             leaves[i] = _from_arraylike(x, d, int(chunk_size))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 import ray
+import ray.data
 
 from .errors import BatchingError, CallError, VmapcError
 from .runtime.chunked import function, run_chunk
@@ -139,7 +140,13 @@ def _map_batches(fn, ds, args, in_dims, out_dims, batch_size, actors, driver, ra
             specs.append(a)
     # a column's rows are examples: it stands for an array with the batch where the function wants it
     stand_ins = []
-    art_dims = _declared_in_dims(fn, len(args), in_dims)
+    art_dims, names = _declared_in_dims(fn, len(args), in_dims)
+    for name, col, d in zip(names, columns, art_dims):
+        if (col is None) != (d is None):
+            raise BatchingError(f"{WHAT}: argument `{name}` is " + (
+                f"the column {col!r}, but the function shares it between examples (its in_dim is None); "
+                "pass an array" if col is not None else
+                f"not a column name, but the function batches it along axis {d}; pass a column name"))
     for a, d in zip(specs, art_dims):
         if isinstance(a, str):
             shape, dtype = types[a]
@@ -148,12 +155,6 @@ def _map_batches(fn, ds, args, in_dims, out_dims, batch_size, actors, driver, ra
         else:
             stand_ins.append(a)
     inp = inputs(fn, stand_ins, in_dims, out_dims, WHAT)
-    for name, col, d in zip(inp.names, columns, inp.bdims):
-        if (col is None) != (d is None):
-            raise BatchingError(f"{WHAT}: argument `{name}` is " + (
-                f"the column {col!r}, but the function shares it between examples (its in_dim is None); "
-                "pass an array" if col is not None else
-                f"not a column name, but the function batches it along axis {d}; pass a column name"))
     plan = inp.plan(chunk_len=batch_size, driver=driver)
     shared = [x for x, col in zip(plan.leaves, columns) if col is None]
     return ds.map_batches(
@@ -165,17 +166,20 @@ def _map_batches(fn, ds, args, in_dims, out_dims, batch_size, actors, driver, ra
 
 
 def _declared_in_dims(fn, n, in_dims):
-    """Each argument's batch axis, before the arguments are checked: the artifact's
-    manifest, the compiled function's in_dims, or the `in_dims` given."""
-    from .runtime.artifact import Artifact, load
+    """(each argument's batch axis, its name), before the arguments are checked: from
+    the artifact's manifest, the compiled function's in_dims, or the `in_dims` given."""
     import os
+    from .runtime.artifact import Artifact, load
+    from .tracing import _arg_names
     if isinstance(fn, (str, os.PathLike)):
         fn = load(fn)
     if isinstance(fn, Artifact):
-        dims = fn.manifest.get("in_dims") or [None] * n
+        dims, names = fn.manifest.get("in_dims") or [None] * n, fn.input_names
     else:
         dims = getattr(fn, "in_dims", None)
         dims = in_dims if dims is None else dims
+        names = _arg_names(getattr(fn, "fn", fn), n)
     if not isinstance(dims, (list, tuple)):
         dims = [dims] * n
-    return [None if not isinstance(d, int) else d for d in list(dims)[:n]] + [None] * max(0, n - len(dims))
+    dims = [d if isinstance(d, int) and not isinstance(d, bool) else None for d in list(dims)[:n]]
+    return dims + [None] * (n - len(dims)), list(names)[:n] + [str(i) for i in range(len(names), n)]

@@ -132,11 +132,15 @@ def forget():
 
 # --- running a chunk ---------------------------------------------------------------------------------
 
-def chunk_error(err: VmapcError, name: str, start: int, stop: int) -> VmapcError:
+def chunk_error(err: VmapcError, name: str, start: int, stop: int, entry: str | None = None) -> VmapcError:
     """`err`, same class, its message prefixed with the chunk's index range
     (``mlp, examples [200:300): ...``); the range is also in ``.chunk``."""
     new = copy.copy(err)
-    new.message = f"{name}, examples [{start}:{stop}): {err.message}"
+    message = err.message
+    for prefix in {f"{name}: ", f"{entry or name}: "}:
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    new.message = f"{name}, examples [{start}:{stop}): {message}"
     new.chunk = (start, stop)
     new.args = (new._render(),)
     return new
@@ -202,7 +206,7 @@ def run_chunk(program: Program, start: int, arrays) -> list:
         fn = function(program)
         outs = _run(program, fn, arrays, n)
     except VmapcError as e:
-        raise chunk_error(e, program.name, start, start + n) from None
+        raise chunk_error(e, program.name, start, start + n, program.entry) from None
     with _LOCK:
         _STATS["chunks"] += 1
     return outs

@@ -29,9 +29,10 @@ def two_outputs(x, w1, w2):
 
 
 def data(n=N, seed=0):
+    """(xs, w1, w2): n examples, and weights that do not depend on n."""
     r = np.random.default_rng(seed)
-    return (r.standard_normal((n, 64), dtype=np.float32), r.standard_normal((64, 32), dtype=np.float32),
-            r.standard_normal((32, 10), dtype=np.float32))
+    w1, w2 = r.standard_normal((64, 32), dtype=np.float32), r.standard_normal((32, 10), dtype=np.float32)
+    return r.standard_normal((n, 64), dtype=np.float32), w1, w2
 
 
 def per_example(fn, xs, *shared):
