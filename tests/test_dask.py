@@ -158,6 +158,10 @@ def test_numpy_and_npy_inputs_with_chunk_size(tmp_path, arrays, expected, dynami
     # the graph holds the file's path, not its data
     assert max(len(pickle.dumps(v)) for v in dict(X.__dask_graph__()).values()) < 4096
     np.testing.assert_allclose(vmapc.dask.map_batches(dynamic, X, w1, w2).compute(), expected, **MLP_TOL)
+    # shared weights read from a file by a task, as a one-chunk Dask array
+    np.save(tmp_path / "w1.npy", w1)
+    W1 = vmapc.dask.from_npy(tmp_path / "w1.npy", chunks=-1)
+    np.testing.assert_allclose(vmapc.dask.map_batches(dynamic, X, W1, w2).compute(), expected, **MLP_TOL)
 
 
 def test_empty_batch(dynamic, arrays):
