@@ -119,6 +119,7 @@ def _artifact_inputs(art, args, in_dims, out_dims, what):
     if m.get("batch") is None or all(d is None for d in m.get("in_dims") or [None]):
         raise ArtifactError(f"{what}: {art.path} was compiled without in_dims, so it has no batch axis to "
                             "split (compile it with --in-dims and --batch)")
+    _check_manifest_dims(art)
     bdims = list(m["in_dims"])
     for given, key, fixed in ((in_dims, "in_dims", bdims), (out_dims, "out_dims", m["out_dims"])):
         if given is None:
@@ -146,6 +147,28 @@ def _artifact_inputs(art, args, in_dims, out_dims, what):
             size = size or (name, n)
         leaves.append(a)
     return Inputs(art, leaves, bdims, size[1], list(names), args, what)
+
+
+def _check_manifest_dims(art):
+    """The manifest's in_dims/out_dims/batch, which the runtime alone does not use,
+    checked before a worker relies on them (an artifact is untrusted input)."""
+    m = art.manifest
+    for key, values in (("in_dims", art.inputs), ("out_dims", art.outputs)):
+        dims = m.get(key)
+        ok = isinstance(dims, list) and len(dims) == len(values) and all(
+            d is None or (type(d) is int and 0 <= d < t.rank) for d, (_, t) in zip(dims, values))
+        if not ok:
+            raise ArtifactError(f"{art.path}: bad manifest: {key!r} must give each {key[:-5]}put's batch axis "
+                                f"(an int below its rank, or null), got {dims!r}")
+    batch = m.get("batch")
+    if not (batch == "dynamic" or (type(batch) is int and batch >= 1)):
+        raise ArtifactError(f"{art.path}: bad manifest: 'batch' must be a positive int or \"dynamic\", "
+                            f"got {batch!r}")
+    for key, values in (("in_dims", art.inputs), ("out_dims", art.outputs)):
+        for d, (name, t) in zip(m[key], values):
+            if d is not None and not (isinstance(t.shape[d], Sym) if batch == "dynamic" else t.shape[d] == batch):
+                raise ArtifactError(f"{art.path}: bad manifest: {key} puts the batch of `{name}` ({t}) on axis {d}, "
+                                    f"whose size is not the batch size {batch}")
 
 
 def _check_type(what, fname, name, a, t, d):

@@ -288,9 +288,36 @@ class NpyFile:
         return np.memmap(self.path, dtype=self.dtype, mode=mode, offset=self.offset, shape=self.shape,
                          order="F" if self.fortran_order else "C")
 
+    def _rows(self, index):
+        """(start, stop) when `index` selects whole rows start:stop of a C-order file."""
+        if self.fortran_order or not self.shape:
+            return None
+        index = index if isinstance(index, tuple) else (index,)
+        if not index or len(index) > len(self.shape) or not all(isinstance(i, slice) for i in index):
+            return None
+        start, stop, step = index[0].indices(self.shape[0])
+        if step != 1 or any(i.indices(n) != (0, n, 1) for i, n in zip(index[1:], self.shape[1:])):
+            return None
+        return start, max(start, stop)
+
     def __getitem__(self, index):
         if self.size == 0:
             return np.empty(self.shape, self.dtype)[index]
+        rows = self._rows(index)
+        if rows is not None:     # whole rows: one read into a fresh 64-byte aligned array
+            from .module import aligned_empty
+            out = aligned_empty((rows[1] - rows[0],) + self.shape[1:], self.dtype)
+            view = memoryview(out.reshape(-1).view(np.uint8))
+            row_bytes = out[:1].nbytes if len(out) else 0
+            with open(self.path, "rb", buffering=0) as f:
+                f.seek(self.offset + rows[0] * row_bytes)
+                done = 0
+                while done < len(view):
+                    n = f.readinto(view[done:])
+                    if not n:
+                        raise EOFError(f"{self.path}: the file ends before row {rows[1]} (truncated?)")
+                    done += n
+            return out
         m = self._map()
         try:
             return np.array(m[index], copy=True)

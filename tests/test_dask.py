@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -224,3 +225,24 @@ def test_to_zarr(tmp_path, arrays, expected, dynamic):
     da.from_array(xs, chunks=(250, 64)).to_zarr(str(tmp_path / "xs.zarr"))
     X = da.from_zarr(str(tmp_path / "xs.zarr"))
     np.testing.assert_allclose(vmapc.dask.map_batches(dynamic, X, w1, w2).compute(), expected, **MLP_TOL)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(in_dims=[1, None, None]), "in_dims puts the batch of `x` (f32[B,64]) on axis 1"),
+    (lambda m: m.update(out_dims=[7]), "'out_dims' must give each output's batch axis"),
+    (lambda m: m.update(batch="huge"), "'batch' must be a positive int or \"dynamic\""),
+])
+def test_a_tampered_manifest_is_refused_before_anything_runs(tmp_path, artifacts, arrays, edit, message):
+    """The runtime checks the types of a manifest against the module; the batch axes
+    and size, which only a run over chunks relies on, are checked there."""
+    import json
+    import shutil
+    from vmapc.errors import ArtifactError
+    xs, w1, w2 = arrays
+    art = tmp_path / "art"
+    shutil.copytree(artifacts["dynamic"].path, art)
+    manifest = json.loads((art / "manifest.json").read_text())
+    edit(manifest)
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        vmapc.dask.map_batches(vmapc.load(art), da.from_array(xs, chunks=150), w1, w2)

@@ -11,7 +11,6 @@ killed mid-run has its chunks rerun elsewhere, the result complete and correct.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
@@ -23,7 +22,7 @@ import pytest
 try:
     import dask
     import dask.array as da
-    from distributed import Client, LocalCluster
+    import distributed  # noqa: F401
 except ImportError as e:  # pragma: no cover - CI installs the dask extra
     pytest.skip(f"vmapc.dask on a cluster needs dask.distributed, which is not installed ({e}; "
                 "pip install 'vmapc[dask]')", allow_module_level=True)
@@ -59,17 +58,12 @@ def _worker_state():
             "compiler": sorted(m for m in sys.modules if m.startswith("iree.compiler"))}
 
 
-@pytest.fixture(scope="session")
-def client():
-    """One cluster per test process (session scope: tests of this module that pytest-xdist
-    interleaves with others' do not restart it), the default scheduler while it lives."""
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=logging.ERROR)
-    c = Client(cluster)
-    c.run(_block_the_compiler)
-    yield c
-    c.close()
-    cluster.close()
+@pytest.fixture(scope="module")
+def client(dask_client):
+    """The session's 2-worker cluster (conftest.py), the IREE compiler blocked on its workers."""
+    dask_client.wait_for_workers(2, timeout=60)
+    dask_client.run(_block_the_compiler)
+    return dask_client
 
 
 @pytest.fixture(scope="module")
