@@ -152,11 +152,21 @@ def _fmt_chunks(c) -> str:
     return str(c) if len(c) <= 6 else f"({', '.join(map(str, c[:3]))}, ..., {c[-1]}) ({len(c)} chunks)"
 
 
-def _shared(x):
-    """A shared argument as one key of the graph (sent to each worker once)."""
+def _shared(x, name=None):
+    """A shared argument as a one-chunk Dask array: one key of the graph, which each
+    worker fetches once; no task embeds it."""
     if _is_dask(x):
-        return x.rechunk(tuple(-1 for _ in x.shape)).to_delayed().flat[0]
-    return dask.delayed(np.asarray(x), pure=True)
+        return x.rechunk(tuple(-1 for _ in x.shape))
+    x = np.asarray(x)
+    return da.from_array(x, chunks=tuple(-1 for _ in x.shape), name=name, meta=np.empty((0,) * x.ndim, x.dtype))
+
+
+def _program_array(program):
+    """The Program as a one-element object array in one chunk (a graph key like the
+    shared arguments; its name comes from the module's SHA-256, not a hash of its bytes)."""
+    holder = np.empty((1,), object)
+    holder[0] = program
+    return _shared(holder, name=f"vmapc-program-{program.digest[:32]}-{dask.base.tokenize(program.batch, program.driver)}")
 
 
 def _unwrap(block):
@@ -169,22 +179,28 @@ def _unwrap(block):
 
 def _run_block(program, where, *leaves):
     (index,) = where
-    return tuple(run_chunk(program, index.start, [_unwrap(x) for x in leaves]))
+    return tuple(run_chunk(_unwrap(program)[0], index.start, [_unwrap(x) for x in leaves]))
 
 
 def _pick(block, j):
     return block[j]
 
 
+def _pick_first(blocks, j):
+    # `blocks` is the list of one block that a contracted index hands over
+    return _unwrap(blocks)[j]
+
+
 def _graph(plan, chunks):
     program = plan.program
     pairs = []
     for k, (x, d) in enumerate(zip(plan.leaves, plan.bdims)):
-        if d is None:
-            pairs += [_shared(x), None]
+        if d is None:        # every task gets the one block (a shared argument: no batch index)
+            x = _shared(x)
+            pairs += [x, tuple(f"x{k}_{a}" for a in range(x.ndim))]
         else:
             pairs += [x, tuple("b" if a == d else f"x{k}_{a}" for a in range(x.ndim))]
-    runs = da.blockwise(_run_block, ("b",), dask.delayed(program, pure=True), None,
+    runs = da.blockwise(_run_block, ("b",), _program_array(program), ("p",),
                         ArraySliceDep((tuple(chunks),)), ("b",), *pairs,
                         concatenate=False, align_arrays=False, meta=np.empty((0,), object), dtype=object,
                         token=f"vmapc-{program.name}")
@@ -193,8 +209,14 @@ def _graph(plan, chunks):
                                                      plan.out_dims)):
         meta = np.empty((0,) * len(shape), dtype)
         if d is None:       # the same for every chunk: the first one's
-            first = dask.delayed(_pick)(runs.to_delayed().flat[0], j)
-            outs.append(da.from_delayed(first, shape, dtype=dtype, meta=meta))
+            letters = tuple(f"o{a}" for a in range(len(shape)))
+            # the first chunk's block (Dask's array-expr mode has no .blocks: a slice on the
+            # chunk boundary is the block itself there)
+            first = runs.blocks[0] if hasattr(runs, "blocks") else runs[:chunks[0]]
+            outs.append(da.blockwise(_pick_first, letters, first, ("b",), j, None,
+                                     new_axes={c: shape[a] for a, c in enumerate(letters)},
+                                     concatenate=False, align_arrays=False, meta=meta, dtype=dtype,
+                                     token=f"vmapc-{program.name}-{name}"))
             continue
         letters = tuple("b" if a == d else f"o{a}" for a in range(len(shape)))
         outs.append(da.blockwise(_pick, letters, runs, ("b",), j, None,
@@ -255,7 +277,8 @@ def to_npy(arrays, paths, *, progress=None):
             outs.append(out)
             written = x.map_blocks(_write_block, out, dtype=np.int64, meta=np.empty((0,) * x.ndim, np.int64),
                                    chunks=tuple((1,) * len(c) for c in x.chunks))
-            tasks += list(written.to_delayed().flat)
+            # one task per chunk where the collection can say (for progress), else the whole array
+            tasks += list(written.to_delayed().flat) if hasattr(written, "to_delayed") else [written]
         compute_tasks(tasks, progress)
         for out in outs:
             out.commit()
@@ -301,11 +324,12 @@ def _client():
 
 
 def compute_tasks(tasks, progress=None):
-    """Compute Dask delayed objects (one per chunk), calling `progress(done, total)`
-    as each finishes; the first failure is raised (and, on a cluster, the rest cancelled)."""
-    total = len(tasks)
+    """Compute Dask collections (delayed objects, one per chunk), calling
+    `progress(done, total)` as each finishes; the first failure is raised (and, on a
+    cluster, the rest cancelled)."""
     client = _client()
     if client is not None:
+        total = len(tasks)
         from distributed import as_completed
         futures = client.compute(tasks)
         try:
@@ -321,8 +345,8 @@ def compute_tasks(tasks, progress=None):
         dask.compute(*tasks)
         return
     from dask.callbacks import Callback
-    keys = {t.key for t in tasks}
-    count = [0]
+    keys = set(dask.core.flatten([t.__dask_keys__() for t in tasks]))
+    total, count = len(keys), [0]
 
     def posttask(key, result, dsk, state, worker_id):
         if key in keys:

@@ -143,7 +143,9 @@ def test_shared_arguments_are_one_key_not_embedded_in_tasks(arrays, dynamic):
     sizes = {k: len(pickle.dumps(v)) for k, v in graph.items()}
     holders = [k for k, s in sizes.items() if s > big.nbytes // 2]
     assert len(holders) == 1, holders
-    vmapc_tasks = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("vmapc-")]
+    vmapc_tasks = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("vmapc-f-")]
+    program = [k for k in graph if str(k[0] if isinstance(k, tuple) else k).startswith("vmapc-program-")]
+    assert len(program) == 1           # the module's bytes: one key too
     assert len(vmapc_tasks) >= 10 and max(sizes[k] for k in vmapc_tasks) < 16 * 1024
     np.testing.assert_allclose(ys.compute(), per_example(f, xs, w1, w2, big), **MLP_TOL)
 
@@ -246,3 +248,31 @@ def test_a_tampered_manifest_is_refused_before_anything_runs(tmp_path, artifacts
     (art / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=re.escape(message)):
         vmapc.dask.map_batches(vmapc.load(art), da.from_array(xs, chunks=150), w1, w2)
+
+
+ARRAY_EXPR = """
+import dask, dask.array as da, numpy as np
+assert da.array_expr_enabled()
+import vmapc, vmapc.dask
+from scale_data import data, per_example, two_outputs
+xs, w1, w2 = data()
+f = vmapc.compile(two_outputs, in_dims=(0, None, None), batch="dynamic",
+                  out_dims={"hidden": 1, "scores": 0, "w_norm": None})
+out = vmapc.dask.map_batches(f, da.from_array(xs, chunks=(300, 64)), w1, da.from_array(w2, chunks=(16, 5)))
+got = dask.compute(out, scheduler="threads")[0]
+want = per_example(two_outputs, xs, w1, w2)
+for k in got:
+    np.testing.assert_allclose(got[k], want[k].T if k == "hidden" else want[k], rtol=1e-5, atol=1e-4)
+print("ok")
+"""
+
+
+def test_dask_array_expression_mode():
+    """Dask's opt-in array-expr mode (array.query-planning, to become its default) builds
+    the same computation."""
+    import subprocess
+    import sys
+    env = dict(os.environ, DASK_ARRAY__QUERY_PLANNING="True",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", ARRAY_EXPR], env=env, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
