@@ -13,10 +13,11 @@ on-disk ``.npy`` and written to one (0.37 GiB), run
   is bigger than the memory given to all the workers together): ``from_npy`` ->
   ``map_batches`` -> ``to_npy``.
 
-For each: the wall time and throughput, the peak resident memory of each process
-that ran chunks (VmHWM, which includes the ~150 MiB of an idle worker), and, for
-Dask, the time each chunk's task took on its worker (from the task stream) and the
-overhead per chunk against the in-process call. Run from the repository root::
+For each: the wall time and throughput, the time per chunk (wall x processes /
+chunks) and its overhead over the in-process call, the peak resident memory of each
+process that ran chunks (VmHWM, which includes the ~150 MiB of an idle worker), and
+for Dask the time the workers spent in tasks per chunk (from the task stream:
+reading, running, writing), the rest of the time per chunk being scheduling and idling. Run from the repository root::
 
     pip install -e ".[dask]"
     python -m benchmarks.scaling                              # ~5 minutes on 2 cores
@@ -166,28 +167,29 @@ def run_dask(work: str, workers: int, chunk: int, memory_limit: str, call: float
             t = time.perf_counter()
             vmapc.dask.to_npy(ys, out_path)
             wall = time.perf_counter() - t
-        durations = [sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
-                     for task in ts.data if "startstops" in task]
+        busy = sum(s["stop"] - s["start"] for task in ts.data for s in task.get("startstops", ())
+                   if s["action"] == "compute")
         peaks = sorted(client.run(_worker_peak).values())
     finally:
         client.close()
         cluster.close()
-    task = statistics.median(durations) if durations else float("nan")
     return {"engine": "dask", "workers": workers, "chunk": chunk, "chunks": n_chunks, "wall_s": wall,
-            "examples_per_s": xs.shape[0] / wall, "call_s": call, "task_s": task,
+            "examples_per_s": xs.shape[0] / wall, "call_s": call, "busy_per_chunk_s": busy / n_chunks,
             "per_chunk_s": wall * workers / n_chunks, "overhead_per_chunk_s": wall * workers / n_chunks - call,
             "memory_limit": memory_limit, "peak_mib": peaks, "out": out_path}
 
 
 def table(rows) -> str:
     head = ("| engine | workers | chunk | wall (s) | examples/s | in-process call (ms) | per chunk (ms) "
-            "| overhead per chunk (ms) | peak RSS per process (MiB) | max error |")
+            "| in tasks per chunk (ms) | overhead per chunk (ms) | peak RSS per process (MiB) | max error |")
     lines = [head, "|" + " --- |" * (head.count("|") - 1)]
     for r in rows:
-        lines.append(
-            f"| {r['engine']} | {r['workers']} | {r['chunk']} | {r['wall_s']:.2f} | {r['examples_per_s']:,.0f} "
-            f"| {r['call_s'] * 1e3:.1f} | {r['per_chunk_s'] * 1e3:.1f} | {r['overhead_per_chunk_s'] * 1e3:.1f} "
-            f"| {', '.join(f'{p:.0f}' for p in r['peak_mib'])} | {r.get('max_error', float('nan')):.1e} |")
+        busy = f"{r['busy_per_chunk_s'] * 1e3:.1f}" if "busy_per_chunk_s" in r else "-"
+        cells = [r["engine"], r["workers"], r["chunk"], f"{r['wall_s']:.2f}", f"{r['examples_per_s']:,.0f}",
+                 f"{r['call_s'] * 1e3:.1f}", f"{r['per_chunk_s'] * 1e3:.1f}", busy,
+                 f"{r['overhead_per_chunk_s'] * 1e3:.1f}", ", ".join(f"{p:.0f}" for p in r["peak_mib"]),
+                 f"{r.get('max_error', float('nan')):.1e}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
 

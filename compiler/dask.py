@@ -48,10 +48,14 @@ import os
 import shutil
 import uuid
 
-import dask
-import dask.array as da
 import numpy as np
-from dask.layers import ArraySliceDep
+
+try:
+    import dask
+    import dask.array as da
+    from dask.layers import ArraySliceDep
+except ImportError as _e:  # pragma: no cover - the dask extra is missing
+    raise ImportError(f"vmapc.dask needs Dask ({_e}): pip install \"vmapc[dask]\"") from _e
 
 from . import pytree
 from .errors import BatchingError, VmapcError

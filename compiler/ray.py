@@ -31,9 +31,15 @@ is padded. Differences that come from Ray Data:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
-import ray
-import ray.data
+
+try:
+    import ray
+    import ray.data
+except ImportError as _e:  # pragma: no cover - the ray extra is missing
+    raise ImportError(f"vmapc.ray needs Ray Data ({_e}): pip install \"vmapc[ray]\"") from _e
 
 from .errors import BatchingError, CallError, VmapcError
 from .runtime.chunked import function, run_chunk
@@ -116,7 +122,10 @@ def map_batches(fn, dataset, *args, in_dims=None, out_dims=None, batch_size: int
 
 def _map_batches(fn, ds, args, in_dims, out_dims, batch_size, actors, driver, ray_args):
     from . import pytree
+    from .runtime.artifact import load
     from .scaleout import inputs
+    if isinstance(fn, (str, os.PathLike)):
+        fn = load(fn)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise BatchingError(f"{WHAT}: batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(actors, int) or isinstance(actors, bool) or actors < 1:
@@ -168,11 +177,8 @@ def _map_batches(fn, ds, args, in_dims, out_dims, batch_size, actors, driver, ra
 def _declared_in_dims(fn, n, in_dims):
     """(each argument's batch axis, its name), before the arguments are checked: from
     the artifact's manifest, the compiled function's in_dims, or the `in_dims` given."""
-    import os
-    from .runtime.artifact import Artifact, load
+    from .runtime.artifact import Artifact
     from .tracing import _arg_names
-    if isinstance(fn, (str, os.PathLike)):
-        fn = load(fn)
     if isinstance(fn, Artifact):
         dims, names = fn.manifest.get("in_dims") or [None] * n, fn.input_names
     else:

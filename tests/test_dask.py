@@ -276,3 +276,14 @@ def test_dask_array_expression_mode():
                PYTHONPATH=os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     res = subprocess.run([sys.executable, "-c", ARRAY_EXPR], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
+
+
+def test_the_core_package_imports_no_engine():
+    """vmapc, its runtime, the chunk runner and the planner import no Dask or Ray; only
+    vmapc.dask and vmapc.ray do, when imported."""
+    import subprocess
+    import sys
+    code = ("import sys, vmapc, vmapc.runtime, vmapc.runtime.chunked, vmapc.scaleout, vmapc.cli; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed', 'ray', 'zarr'}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr
