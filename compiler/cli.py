@@ -513,7 +513,11 @@ def cmd_run_chunked(a):
                 raise Failure(f"--input {name}: cannot read {f.path} as a .npy array: {_one_line(e)}") from None
         else:
             args.append(f)
-    plan = inputs(model, args, what="vmapc run").plan(chunk_len=a.chunk_size, driver=a.driver)
+    # in this process, the build's own driver (local-task where IREE's thread pool pays);
+    # on Dask workers, local-sync unless --driver says otherwise (Dask owns the cores)
+    on_dask = bool(a.scheduler) or a.workers is not None
+    plan = inputs(model, args, what="vmapc run").plan(chunk_len=a.chunk_size,
+                                                       driver=a.driver or (None if on_dask else model.driver))
     res = Path(a.output_dir)
     try:
         res.mkdir(parents=True, exist_ok=True)
@@ -522,7 +526,7 @@ def cmd_run_chunked(a):
     paths = [res / f"{name}.npy" for name in plan.out_names]
     n_chunks = len(ranges(plan.size, a.chunk_size))
     bar = _ProgressBar(f"vmapc run {model.name}")
-    client, where = _dask_client(a) if a.scheduler or a.workers is not None else (None, "this process")
+    client, where = _dask_client(a) if on_dask else (None, "this process")
     try:
         t0 = time.perf_counter()
         if client is not None:
