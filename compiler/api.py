@@ -178,11 +178,15 @@ class Lowered:
     def mlir(self) -> str:
         return self.lowered_module.text
 
-    def compile(self) -> "Executable":
+    def vmfb(self) -> bytes:
+        """The compiled module (``.vmfb`` bytes) that :meth:`compile` loads."""
         from .driver import compile_mlir
+        return compile_mlir(self.lowered_module, self.target, flags=self.target.program_flags([self.program]))
+
+    def compile(self) -> "Executable":
         from .runtime import Module
         p = self.program
-        vmfb = compile_mlir(self.lowered_module, self.target, flags=self.target.program_flags([p]))
+        vmfb = self.vmfb()
         signatures = {p.name: (p.in_types, p.out_types)}
         # a dynamic batch on the CPU picks its driver per call, by the batch size
         switch = self.target.driver_switch(p) if self.driver is None and self.batch == "dynamic" else None

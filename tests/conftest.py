@@ -26,3 +26,19 @@ def empty_cache(tmp_path, monkeypatch):
     driver.clear_memory_cache()
     yield tmp_path / "cache"
     driver.clear_memory_cache()
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A dask.distributed Client of a LocalCluster of 2 worker processes (one thread
+    each), started once per test process (session scope, so that tests which
+    pytest-xdist interleaves with others' do not restart it) and the default Dask
+    scheduler while it lives. Skips where dask.distributed is not installed."""
+    import logging
+    distributed = pytest.importorskip("distributed", reason="needs dask.distributed (pip install 'vmapc[dask]')")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

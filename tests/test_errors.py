@@ -987,6 +987,90 @@ def ir_that_does_not_verify():
     Function([a], [Eqn("add", [a, a], [b], {})], [b], name="f").verify()
 
 
+# --- running over chunks (vmapc.dask; docs/scaling.md) ----------------------------------------------------
+# Checked on the client before any chunk is scheduled; these need the dask extra.
+
+XS = np.arange(32, dtype=np.float32).reshape(8, 4)
+_SCALE = {}
+
+
+def _dask():
+    da = pytest.importorskip("dask.array", reason="vmapc.dask needs Dask (pip install 'vmapc[dask]')")
+    import vmapc.dask
+    return da, vmapc.dask
+
+
+def _scale_model(x, w):
+    return x @ w
+
+
+def scale_artifact():
+    """An artifact of _scale_model for x: f32[B,4] (batched) and w: f32[4,3] (shared)."""
+    if "art" not in _SCALE:
+        import tempfile
+        path = os.path.join(tempfile.mkdtemp(prefix="vmapc-errors-"), "art")
+        vmapc.export(_scale_model, path, args=(F32[4], np.ones((4, 3), np.float32)), in_dims=(0, None),
+                     batch="dynamic")
+        _SCALE["art"] = vmapc.load(path)
+    return _SCALE["art"]
+
+
+@entry("scale", BatchingError, r"argument `x` is chunked along axis 1 \(2 chunks\), which is not its batch axis \(0\)")
+def chunked_along_a_feature_axis():
+    da, vdask = _dask()
+    f = vmapc.compile(_scale_model, in_dims=(0, None), batch="dynamic")
+    vdask.map_batches(f, da.from_array(XS, chunks=(4, 2)), np.ones((4, 3), np.float32))  # <-- chunked_along_a_feature_axis
+
+
+@entry("scale", BatchingError, r"chunked differently along the batch axis: `x` has chunks \(4, 4\), `y` has \(3, 3, 2\)")
+def batched_inputs_chunked_differently():
+    da, vdask = _dask()
+    f = vmapc.compile(add, in_dims=0, batch="dynamic")
+    vdask.map_batches(f, da.from_array(XS, chunks=(4, 4)), da.from_array(XS, chunks=(3, 4)))  # <-- batched_inputs_chunked_differently
+
+
+@entry("scale", BatchingError, r"argument `x` is not a Dask array \(it is ndarray\); give chunk_size=N")
+def numpy_batch_without_chunk_size():
+    _, vdask = _dask()
+    vdask.map_batches(scale_artifact(), XS, np.ones((4, 3), np.float32))  # <-- numpy_batch_without_chunk_size
+
+
+@entry("scale", CallError, r"argument `x` has dtype float64, but _scale_model takes x: f32\[B,4\], batched along axis 0")
+def artifact_signature_does_not_fit_dtype():
+    da, vdask = _dask()
+    vdask.map_batches(scale_artifact(), da.from_array(XS.astype(np.float64), chunks=(4, 4)), np.ones((4, 3), np.float32))  # <-- artifact_signature_does_not_fit_dtype
+
+
+@entry("scale", CallError, r"argument `w` has shape \(4, 4\), but _scale_model takes w: f32\[4,3\] \(shared\)")
+def artifact_signature_does_not_fit_shape():
+    da, vdask = _dask()
+    vdask.map_batches(scale_artifact(), da.from_array(XS, chunks=(4, 4)), np.ones((4, 4), np.float32))  # <-- artifact_signature_does_not_fit_shape
+
+
+@entry("scale", CallError, r"_scale_model takes 2 arguments \(x, w\), got 1")
+def artifact_given_too_few_arguments():
+    da, vdask = _dask()
+    vdask.map_batches(scale_artifact(), da.from_array(XS, chunks=(4, 4)))  # <-- artifact_given_too_few_arguments
+
+
+@entry("scale", BatchingError, r"in_dims=\(1, None\) does not match the artifact's in_dims \(0, None\)")
+def artifact_with_other_in_dims():
+    da, vdask = _dask()
+    vdask.map_batches(scale_artifact(), da.from_array(XS, chunks=(4, 4)), np.ones((4, 3), np.float32), in_dims=(1, None))  # <-- artifact_with_other_in_dims
+
+
+@entry("scale", CallError, r"^_scale_model, examples \[4:8\): argument `x` has dtype float64, expected float32", loc=False)
+def chunk_that_fails_while_running():
+    da, vdask = _dask()
+    import dask
+
+    def lie(b, block_info=None):     # the second chunk is float64, though the array says float32
+        return b.astype(np.float64) if block_info[0]["chunk-location"][0] == 1 else b
+    xs = da.from_array(XS, chunks=(4, 4)).map_blocks(lie, dtype=np.float32)
+    ys = vdask.map_batches(scale_artifact(), xs, np.ones((4, 3), np.float32))
+    dask.compute(ys, scheduler="sync")
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 def test_catalogue_is_large():
