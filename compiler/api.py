@@ -394,9 +394,10 @@ class Compiled:
                     np.copyto(orig, nat)
             return out
         try:
-            if self._sig is False:
-                self._sig = _signature_of(self.fn)
-            _check_arguments(self._sig, args, kwargs, self.__name__)
+            if self._vmapped is None:      # (a vmap names the arguments it cannot bind itself)
+                if self._sig is False:
+                    self._sig = _signature_of(self.fn)
+                _check_arguments(self._sig, args, kwargs, self.__name__)
             key, bdims = self._key(args, kwargs, leaves, tree)
             try:
                 exe = self._cache.get(key)

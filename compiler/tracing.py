@@ -573,6 +573,9 @@ def _static_output(x) -> bool:
     """An output that is returned as it is (a string, an object): not an array and not
     a Python number (numbers become arrays)."""
     from .arguments import is_array
+    from .numpy.writes import Masked, _masked_error
+    if isinstance(x, Masked):            # x[mask] returned: an error at the x[mask] line
+        _masked_error("a result", x.loc)
     return not is_array(x) and not isinstance(x, (bool, int, float))
 
 

@@ -1276,7 +1276,7 @@ def test_top_k_rejects_bad_k():
     with pytest.raises(vmapc.errors.ShapeError, match="k=9"):
         vmapc.trace(lambda x: vnp.top_k(x, 9), arr((2, 8), "float32"))
     with pytest.raises(vmapc.errors.TracingError, match="static"):
-        vmapc.trace(lambda x, k: vnp.top_k(x, k), arr((2, 8), "float32"), 2)
+        vmapc.trace(lambda x, k: vnp.top_k(x, k), arr((2, 8), "float32"), np.int64(2))
     with pytest.raises(vmapc.errors.DTypeError, match="int"):
         vnp.top_k(arr((8,), "float32"), 2.0)
 
@@ -1469,7 +1469,7 @@ def test_issue16_functions_reject_what_numpy_rejects(name):
     (lambda x: (x > 0).view(np.int8).view(bool), "bool"),
     (lambda x: np.subtract.accumulate(x), "subtract.accumulate"),
     (lambda x: np.subtract.reduce(x), "subtract.reduce"),
-    (lambda x: np.add.at(x, [0], 1), "immutable"),
+    (lambda x: np.divide.at(x, [0], 1), "divide.at"),
     (lambda x: np.sort(x, order="f"), "order"),
     (lambda x: np.lib.stride_tricks.sliding_window_view(x, 2, writeable=True), "writeable"),
 ], ids=["bincount", "histogram-auto", "view-size", "view-bool", "accumulate", "reduce", "at", "sort-order",
@@ -1613,14 +1613,6 @@ def test_transpose_reshape_moveaxis(shape, data):
 def test_view_reinterprets_bits_like_numpy(src, dst):
     x = arr((2, 3), src)
     check(lambda x: (x.view(dst), x.view(dst).view(src), x.view()), x)
-
-
-def test_view_to_another_width_or_bool_is_an_error():
-    for d in ("float64", "uint16", "bool"):
-        with pytest.raises(DTypeError, match="same width"):
-            vmapc.trace(lambda x: x.view(d), vmapc.f32[3])
-    with pytest.raises(UnsupportedError, match="`type`"):
-        vmapc.trace(lambda x: x.view(np.uint32, type=np.ndarray), vmapc.f32[3])
 
 
 @pytest.mark.parametrize("d", ["uint8", "int8", "int16", "uint32", "int32", "int64", "uint64"])

@@ -247,7 +247,7 @@ M = np.ones((3, 4), bool)
     (lambda x: np.multiply(x, 2, casting="unsafe"), "casting"), (lambda x: np.add(x, 1, order="F"), "order"),
     (lambda x: np.sum(x, where=M), "where"),
     (lambda x: np.max(x, where=M), "where"), (lambda x: np.mean(x, where=M), "where"),
-    (lambda x: np.prod(x, initial=1), "initial"), (lambda x: np.any(x, where=M), "where"),
+    (lambda x: np.any(x, where=M), "where"),
     (lambda x: np.var(x, mean=np.zeros((1, 1))), "mean"), (lambda x: x.sum(where=M), "where"),
     (lambda x: np.logical_or.reduce(x > 0, initial=False), "initial"), (lambda x: np.maximum.reduce(x, where=M), "where"),
     (lambda x: np.reshape(x, (4, 3), order="F"), "order"), (lambda x: np.ravel(x, "F"), "order"),
