@@ -128,7 +128,9 @@ def _trace_sub(fn, args, avals, what) -> _Sub:
     traced.__name__ = getattr(fn, "__name__", "body")
     _, tree = pytree.flatten(tuple(args))
     stand_ins = pytree.unflatten(tree, [a.stand_in() for a in avals])
-    f, _, out_tree, _ = trace_flat(traced, stand_ins)
+    # every leaf is traced, Python ints too (a loop's carry of 0 is a weak int carry, not a
+    # static argument as a compiled function's int is: vmapc.arguments)
+    f, _, out_tree, _ = trace_flat(traced, stand_ins, static=lambda x: False)
     out_leaves, _ = pytree.flatten(raw.get("out"))
     out_weak = [x.weak if isinstance(x, Tracer) else type(x) if _is_python_number(x) else None
                 for x in out_leaves]

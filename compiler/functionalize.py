@@ -180,8 +180,14 @@ def layout_after(layout, step):
 def view(parent, step, readonly=False):
     """The view of tracer `parent` that `step` selects: a view tracer sharing parent's root
     when NumPy would return a view, a new root (a copy) when it would copy."""
-    from .tracing import Tracer
+    from .tracing import Tracer, current, to_var
     ctx = parent.ctx
+    cur = current()
+    if cur is not None and cur is not ctx:
+        # parent belongs to an enclosing trace (a closure of a loop body or a branch): read
+        # it here, in the trace that indexes it (the index may be one of its values). Writes
+        # into an enclosing trace's arrays are refused (check_writable): a copy will do.
+        return Tracer(read(cur.builder, to_var(cur, parent, "the indexed array"), step), cur)
     var = read(ctx.builder, parent.ir_var, step)
     layout = layout_after(layout_of(parent), step)
     if layout is None:                        # NumPy copies: a root of its own
