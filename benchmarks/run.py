@@ -7,6 +7,7 @@ From the repository root::
     python -m benchmarks.run --sizes 256 --workloads mlp,attention
     python -m benchmarks.run --study flags    # compiler flags and runtime drivers
     python -m benchmarks.run --study sorting  # sorts, top-k and scans (benchmarks/sorting.py)
+    python -m benchmarks.run --study control  # loops: RK4 steps, a batched while loop, scan
 
 For each workload of :mod:`benchmarks.workloads` and batch size B, every contender's
 answer is checked against NumPy, then all contenders are timed in one process,
@@ -839,11 +840,15 @@ def main(argv=None):
     ap.add_argument("--contenders", help=f"comma-separated subset of {','.join(ORDER)}")
     ap.add_argument("--chunk", type=int, help=f"chunk_size of vmapc-chunked (default {CHUNK})")
     ap.add_argument("--budget", type=float, default=2.0, help="seconds of timing per cell (default 2)")
-    ap.add_argument("--study", choices=("flags", "drivers", "sorting", "calls"),
+    ap.add_argument("--study", choices=("flags", "drivers", "sorting", "calls", "control"),
                     help="flags: compiler flags x drivers, named vs generic ops; drivers: local-sync vs "
                     "local-task over batch sizes; sorting: sorts, top-k and scans against their "
                     "alternative lowerings and the peers (benchmarks/sorting.py); calls: the host cost "
-                    "of a call's arguments (pytrees, static ints)")
+                    "of a call's arguments (pytrees, static ints); control: RK4 with fori_loop vs an "
+                    "unrolled loop, a batched while loop against JAX and the per-example loop, scan "
+                    "with ys (benchmarks/control.py)")
+    ap.add_argument("--unrolled-limit", type=float, default=120.0,
+                    help="--study control: seconds the unrolled RK4 may take to compile (default 120)")
     ap.add_argument("--jobs", type=int, help="compile this many modules at once (default: the number "
                     "of cores with --quick, else 1)")
     ap.add_argument("--no-plot", action="store_true")
@@ -863,6 +868,11 @@ def main(argv=None):
         return _write_study(args.out, "sorting.json", {"machine": machine_info(), "sorting": rows})
     if args.study == "calls":
         return _write_study(args.out, "calls.json", {"machine": machine_info(), "calls": study_calls(args.budget)})
+    if args.study == "control":
+        from . import control
+        out = {"machine": machine_info(), **control.study(args.budget, Peers({"jax"}), args.unrolled_limit)}
+        print(control.markdown(out))
+        return _write_study(args.out, "control.json", out)
     if args.study == "flags":
         sizes = [int(s) for s in (args.sizes or "16,256,4096").split(",")]
         names = args.workloads.split(",") if args.workloads else list(WORKLOADS)

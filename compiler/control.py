@@ -278,15 +278,19 @@ def _carry_avals(leaves, tree, what):
     return [_aval(x, f"{what} {p}") for x, p in zip(leaves, _paths(tree, what))]
 
 
-def _fit_carry(fname, body: _Sub, out_leaves_tree, out_offset, avals, tree, what):
+def _fit_carry(fname, body: _Sub, out_leaves_tree, out_offset, avals, tree, what, rename=None):
     """Check a traced body's carry outputs against the carry: returns (the avals to retrace
-    with, or None when they fit; the dtypes to convert the outputs to)."""
+    with, or None when they fit; the dtypes to convert the outputs to). `rename` (old, new)
+    rewrites the start of the carry's paths in messages (fori_loop's counter is hidden)."""
     if out_leaves_tree != tree:
         raise ControlFlowError(f"{fname}: the body returns a carry of structure {out_leaves_tree}, but the "
                                f"{what} has structure {tree}", user_loc())
     retrace, dtypes = False, []
     new = list(avals)
-    for j, (a, p) in enumerate(zip(avals, _paths(tree, what))):
+    paths = _paths(tree, what)
+    if rename is not None:
+        paths = [rename[1] + p[len(rename[0]):] if p.startswith(rename[0]) else p for p in paths]
+    for j, (a, p) in enumerate(zip(avals, paths)):
         out = body.fn.outputs[out_offset + j].type
         weak = body.out_weak[out_offset + j]
         if out.shape != a.type.shape:
@@ -314,7 +318,7 @@ def _weak_carry(avals, body: _Sub, offset=0):
             for j, a in enumerate(avals)]
 
 
-def while_loop(cond_fn, body_fn, init_val):
+def while_loop(cond_fn, body_fn, init_val, *, _fname="vmapc.while_loop", _rename=None):
     """``val = init_val; while cond_fn(val): val = body_fn(val)``; returns ``val``.
 
     `init_val` is a pytree of arrays; `body_fn` returns the same structure, shapes and
@@ -323,17 +327,17 @@ def while_loop(cond_fn, body_fn, init_val):
     its own predicate turns false (see docs/control-flow.md)."""
     if current() is None:
         return _eager(lambda v: while_loop(cond_fn, body_fn, v), init_val)
-    fname = "vmapc.while_loop"
+    fname = _fname
     ctx = current()
     leaves, tree = pytree.flatten(init_val)
     avals = _carry_avals(leaves, tree, "init_val")
     args = (pytree.unflatten(tree, leaves),)
     body = _trace_sub(body_fn, args, avals, f"{fname}: body_fn")
-    new, dtypes = _fit_carry(fname, body, body.out_tree, 0, avals, tree, "init_val")
+    new, dtypes = _fit_carry(fname, body, body.out_tree, 0, avals, tree, "init_val", _rename)
     if new is not None:     # a Python number in init_val took the body's dtype: trace again
         avals = new
         body = _trace_sub(body_fn, args, avals, f"{fname}: body_fn")
-        _, dtypes = _fit_carry(fname, body, body.out_tree, 0, avals, tree, "init_val")
+        _, dtypes = _fit_carry(fname, body, body.out_tree, 0, avals, tree, "init_val", _rename)
     c = _trace_sub(cond_fn, args, avals, f"{fname}: cond_fn")
     if len(c.fn.outputs) != 1 or c.fn.outputs[0].rank != 0 or c.fn.outputs[0].dtype not in dt.KINDS["integer_or_bool"]:
         got = ", ".join(_type_str(v.type) for v in c.fn.outputs) or "nothing"
@@ -386,7 +390,8 @@ def fori_loop(lower, upper, body_fn, init_val):
         def step(carry, _):
             i, val = carry
             return (i + 1, body_fn(i, val)), None
-        (_, out), _ = scan(step, (lo, init_val), None, length=n)
+        (_, out), _ = scan(step, (lo, init_val), None, length=n, _fname="vmapc.fori_loop",
+                           _rename=("init[1]", "init_val"))
         return out
     from . import numpy as vnp
     # the counter is a weakly typed int64, like a Python loop index (i * x keeps x's dtype)
@@ -398,11 +403,12 @@ def fori_loop(lower, upper, body_fn, init_val):
     def body(carry):
         i, val = carry
         return i + 1, body_fn(i, val)
-    _, out = while_loop(lambda c: c[0] < hi, body, (lo, init_val))
+    _, out = while_loop(lambda c: c[0] < hi, body, (lo, init_val), _fname="vmapc.fori_loop",
+                        _rename=("init_val[1]", "init_val"))
     return out
 
 
-def scan(f, init, xs=None, length=None, reverse=False):
+def scan(f, init, xs=None, length=None, reverse=False, *, _fname="vmapc.scan", _rename=None):
     """Loop ``f(carry, x) -> (carry, y)`` over the leading axis of `xs`; returns the final
     carry and the ``y`` s stacked along a new leading axis, as ``jax.lax.scan``.
 
@@ -411,7 +417,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
     first (the stacked ``y`` s stay in the order of the slices)."""
     if current() is None:
         return _eager(lambda c, x: scan(f, c, x, length=length, reverse=reverse), init, xs)
-    fname = "vmapc.scan"
+    fname = _fname
     ctx = current()
     if not isinstance(reverse, (bool, np.bool_)):
         raise ControlFlowError(f"{fname}: reverse must be True or False, got {reverse!r}", user_loc())
@@ -445,12 +451,12 @@ def scan(f, init, xs=None, length=None, reverse=False):
     args = (pytree.unflatten(c_tree, c_leaves), pytree.unflatten(x_tree, x_leaves))
     body = _trace_sub(f, args, c_avals + x_avals, f"{fname}: f")
     out = _split_pair(fname, body)
-    new, dtypes = _fit_carry(fname, body, out[0], 0, c_avals, c_tree, "init")
+    new, dtypes = _fit_carry(fname, body, out[0], 0, c_avals, c_tree, "init", _rename)
     if new is not None:     # a Python number in init took the body's dtype: trace again
         c_avals = new
         body = _trace_sub(f, args, c_avals + x_avals, f"{fname}: f")
         out = _split_pair(fname, body)
-        _, dtypes = _fit_carry(fname, body, out[0], 0, c_avals, c_tree, "init")
+        _, dtypes = _fit_carry(fname, body, out[0], 0, c_avals, c_tree, "init", _rename)
     n_carry = len(c_leaves)
     y_dtypes = [v.dtype for v in body.fn.outputs[n_carry:]]
     body_ir = _rebuild(_consts_first(body), out_dtypes=dtypes + y_dtypes, name="body")

@@ -66,6 +66,7 @@ from .errors import Loc
 from .ir import Builder, Function, TensorType, Var, dead_code_elimination
 from .ops import BINARY, UNARY
 from .reference import RULES, evaluate
+from .reference.control import sub_evaluator
 
 try:  # the strategies need hypothesis; the checks do not
     from hypothesis import strategies as st
@@ -227,19 +228,26 @@ FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadca
             "convert", "slice", "concatenate", "rev", "pad", "take", "take_along_axis",
             "dynamic_slice", "argreduce", "iota", "scatter", "update_slice", "cumulative", "sort", "top_k",
             "bitcast", "bits")
+# control flow: ops whose branches and bodies are generated like programs (from every family
+# above, and the control families themselves up to CONTROL_DEPTH levels deep)
+CONTROL_FAMILIES = ("cond", "while", "scan", "fori")
+CONTROL_DEPTH = 2
 
 
 class Generator:
     """Builds one random program from a `draw` function (hypothesis's, or any callable
     taking a strategy)."""
 
-    def __init__(self, draw, max_eqns=25, dtypes=DTYPES, max_inputs=6, max_rank=4, avoid_known_bugs=True):
+    def __init__(self, draw, max_eqns=25, dtypes=DTYPES, max_inputs=6, max_rank=4, avoid_known_bugs=True,
+                 control=0.0, depth=0):
         self.draw = draw
         self.avoid_known_bugs = avoid_known_bugs
         self.max_eqns = max_eqns
         self.dtypes = tuple(dtypes)
         self.max_inputs = max_inputs
         self.max_rank = max_rank
+        self.control = control      # how often a step is a control-flow op (0: never)
+        self.depth = depth          # how deep in sub-programs this generator builds
         self.b = Builder()
         self.pool: list[_Val] = []
         self.inputs: list[Var] = []
@@ -720,15 +728,27 @@ class Generator:
     def g_constant(self):
         return self.constant(self.shape(), self.dtype())
 
-    # -- the whole program ------------------------------------------------------------------------
-    def build(self):
-        for _ in range(self.int(1, 3)):
-            self.new_input(self.shape(), self.dtype())
-        target = max(self.int(1, self.max_eqns), self.int(1, self.max_eqns))
-        for _ in range(3 * target):
-            if len(self.b.eqns) >= target:
+    # -- control flow -----------------------------------------------------------------------------
+    def sub(self, inputs) -> "Generator":
+        """A generator for a sub-program (a branch, a loop body) whose inputs are `inputs`
+        (_Vals: their types, exactness and liveness carry over); it makes no inputs of its
+        own (its fresh values are constants, iotas and broadcasts)."""
+        g = Generator(self.draw, self.max_eqns, self.dtypes, 0, self.max_rank, self.avoid_known_bugs,
+                      self.control, self.depth + 1)
+        g.step = self.step
+        g.params = [Var(v.var.type) for v in inputs]
+        g.pool = [_Val(p, v.exact, "input", v.live) for p, v in zip(g.params, inputs)]
+        return g
+
+    def run(self, n_eqns):
+        """Add about `n_eqns` equations of random families to the pool."""
+        for _ in range(3 * n_eqns):
+            if len(self.b.eqns) >= n_eqns:
                 break
-            family = self.choice(FAMILIES)
+            if self.control and self.depth < CONTROL_DEPTH and self.flip(self.control):
+                family = self.choice(CONTROL_FAMILIES)
+            else:
+                family = self.choice(FAMILIES)
             mark = len(self.b.eqns), len(self.pool), len(self.inputs)
             try:
                 getattr(self, "g_" + family)()
@@ -738,6 +758,160 @@ class Generator:
                 del self.pool[mark[1]:]
                 del self.inputs[mark[2]:]
                 del self.kinds[mark[2]:]
+
+    def coerce(self, v: _Val, t: TensorType) -> _Val:
+        """A value of type `t` computed from v: converted, then reshaped if the sizes agree,
+        else reduced to a scalar and broadcast."""
+        if v.dtype != t.dtype:
+            v = self.as_dtype(v, t.dtype) if not (t.dtype == dt.BOOL and dt.is_float(v.dtype) and not v.exact) \
+                else self.emit("isnan", v)
+        if v.shape == t.shape:
+            return v
+        if int(np.prod(v.shape, dtype=np.int64)) == int(np.prod(t.shape, dtype=np.int64)):
+            return self.emit("reshape", v, shape=tuple(t.shape))
+        op = "reduce_any" if t.dtype == dt.BOOL else "reduce_sum"
+        s = self.emit(op, v, axes=tuple(range(v.rank))) if v.rank else v
+        return self.emit("broadcast_in_dim", s, shape=tuple(t.shape), dims=())
+
+    def body(self, inputs, out_types=None, n_free=0):
+        """Generate a sub-program over `inputs`: its outputs are values coerced to
+        `out_types`, then `n_free` values of any type. Returns (Function, output _Vals)."""
+        g = self.sub(inputs)
+        g.run(self.int(1, max(2, self.max_eqns // 3)))
+        outs = []
+        for t in out_types or ():
+            outs.append(g.coerce(g.pick(), t))
+        for _ in range(n_free):
+            outs.append(g.pick())
+        self.step = g.step
+        fn = dead_code_elimination(g.b.build(g.params, [v.var for v in outs], name="body"))
+        return fn, outs
+
+    def emit_control(self, op, ins, attrs, exact):
+        """Emit a control-flow op; its results are exact where `exact` says."""
+        self.step += 1
+        self.b.loc = Loc("fuzz-program", self.step)
+        outs = self.b.emit_multi(op, [v.var for v in ins], attrs)
+        live = any(v.live for v in ins)
+        vals = [_Val(o, ex or not dt.is_float(o.dtype), op, live) for o, ex in zip(outs, exact)]
+        self.pool.extend(vals)
+        return vals
+
+    def operands(self, k, pred=lambda v: True):
+        return [self.pick(pred) for _ in range(k)]
+
+    def scalar_index(self, dtypes):
+        """A 0-d exact bool or integer value: from the pool, or a new input."""
+        try:
+            return self.pick(lambda v: v.rank == 0 and v.dtype in dtypes and (v.exact or not dt.is_float(v.dtype)))
+        except _Skip:
+            if len(self.inputs) >= self.max_inputs:
+                raise
+            d = self.choice(dtypes)
+            return self.new_input((), d, ("index", 4) if d != dt.BOOL else "any")
+
+    def g_cond(self):
+        ops = self.operands(self.int(1, 3))
+        index = self.scalar_index((dt.BOOL, dt.INT32, dt.UINT8, dt.INT64))
+        n = 2 if index.dtype == dt.BOOL or self.flip(0.5) else self.int(1, 4)
+        first, outs = self.body(ops, n_free=self.int(1, 2))
+        types = first.out_types
+        branches, exact = [first], [v.exact for v in outs]
+        for _ in range(n - 1):
+            f, outs = self.body(ops, types)
+            branches.append(f)
+            exact = [a and v.exact for a, v in zip(exact, outs)]
+        return self.emit_control("cond", [index] + ops, {"branches": tuple(branches)}, exact)
+
+    def _counter_cond(self, n_consts, carries):
+        """A while_loop predicate over (bound, *other consts, counter, *carries): counter <
+        bound, sometimes and-ed with a condition on an exact integer or bool carry (never
+        or-ed: the loop must end within the counter's steps)."""
+        cb = Builder()
+        ins = [Var(v.var.type) for v in n_consts + carries]
+        bound, counter = ins[0], ins[len(n_consts)]
+        p = cb.emit("less", counter, bound)
+        extra = [v for v, c in zip(ins[len(n_consts) + 1:], carries[1:]) if not dt.is_float(c.dtype)]
+        if extra and self.flip(0.5):
+            x = self.choice(extra)
+            if x.dtype != dt.BOOL:
+                x = cb.emit("not_equal", x, cb.full(x.shape, 0, x.dtype))
+            x = cb.emit("reduce_any", x, axes=tuple(range(x.rank))) if x.rank else x
+            p = cb.emit("logical_and", p, x)
+        return cb.build(ins, [p], name="cond")
+
+    def g_while(self):
+        carries = self.operands(self.int(1, 3))
+        bound = self.scalar_index((dt.INT32,))
+        if bound.dtype != dt.INT32:
+            raise _Skip
+        start = self.fresh((), dt.INT32)
+        # at most 12 steps, whatever the values: counter from max(start, -4) to min(bound, 8)
+        bound = self.emit("minimum", bound, self.scalar(8, dt.INT32, 0))
+        start = self.emit("maximum", start, self.scalar(-4, dt.INT32, 0))
+        # float carries may be inexact after any step: the body treats them so
+        inexact = [_Val(v.var, v.exact and not dt.is_float(v.dtype), v.producer, v.live) for v in carries]
+        body_consts = self.operands(self.int(0, 1))
+        body, outs = self.body(body_consts + [start] + inexact, [start.var.type] + [v.var.type for v in carries])
+        # the counter steps by one: rebuild the body's first output as counter + 1
+        bb = Builder()
+        bb.eqns = list(body.eqns)
+        counter = body.inputs[len(body_consts)]
+        one = bb.constant(np.int32(1))
+        body = dead_code_elimination(Function(body.inputs, bb.eqns, [bb.emit("add", counter, one)] + body.outputs[1:],
+                                              name="body"))
+        cond = self._counter_cond([bound], [start] + carries)
+        exact = [True] + [v.exact and o.exact and not dt.is_float(v.dtype) for v, o in zip(carries, outs[1:])]
+        res = self.emit_control("while_loop", [bound] + body_consts + [start] + carries,
+                                {"cond": cond, "body": body}, exact)
+        return res
+
+    def g_scan(self):
+        xs = [self.pick(lambda v: v.rank >= 1)]
+        length = xs[0].shape[0]
+        if self.flip(0.4):
+            try:
+                xs.append(self.pick(lambda v: v.rank >= 1 and v.shape[0] == length))
+            except _Skip:
+                pass
+        consts = self.operands(self.int(0, 1))
+        carries = self.operands(self.int(0, 2))
+        inexact = [_Val(v.var, v.exact and not dt.is_float(v.dtype), v.producer, v.live) for v in carries]
+        slices = [_Val(Var(TensorType(x.shape[1:], x.dtype)), x.exact, "input", x.live) for x in xs]
+        body, outs = self.body(consts + inexact + slices, [v.var.type for v in carries], n_free=self.int(0, 2))
+        n = len(carries)
+        exact = [v.exact and o.exact and not dt.is_float(v.dtype) for v, o in zip(carries, outs)]
+        exact += [o.exact for o in outs[n:]]
+        return self.emit_control("scan", consts + carries + xs,
+                                 {"body": body, "length": length, "reverse": self.flip(0.3),
+                                  "n_consts": len(consts), "n_carry": n}, exact)
+
+    def g_fori(self):
+        """A loop over a counter reading a table at the counter (fori_loop with static bounds)."""
+        table = self.pick(lambda v: v.rank >= 1)
+        carries = self.operands(self.int(1, 2))
+        counter = self.fresh((), dt.INT32)
+        inexact = [_Val(v.var, v.exact and not dt.is_float(v.dtype), v.producer, v.live) for v in carries]
+        g = self.sub([table, counter] + inexact)
+        t, i = g.pool[0], g.pool[1]
+        row = g.emit("take", t, i, axis=0, batch_dims=0) if t.shape[0] else None
+        g.run(self.int(1, max(2, self.max_eqns // 3)))
+        outs = [g.emit("add", i, g.scalar(1, dt.INT32, 0))] + [g.coerce(g.pick(), v.var.type) for v in carries]
+        if row is not None and self.flip(0.7):
+            outs[-1] = g.coerce(row, carries[-1].var.type)
+        self.step = g.step
+        body = dead_code_elimination(g.b.build(g.params, [v.var for v in outs], name="body"))
+        exact = [True] + [v.exact and o.exact and not dt.is_float(v.dtype) for v, o in zip(carries, outs[1:])]
+        return self.emit_control("scan", [table, counter] + carries,
+                                 {"body": body, "length": self.int(0, 5), "reverse": False,
+                                  "n_consts": 1, "n_carry": 1 + len(carries)}, exact)
+
+    # -- the whole program ------------------------------------------------------------------------
+    def build(self):
+        for _ in range(self.int(1, 3)):
+            self.new_input(self.shape(), self.dtype())
+        target = max(self.int(1, self.max_eqns), self.int(1, self.max_eqns))
+        self.run(target)
         # the outputs: values nothing reads (newest first), and sometimes any other value
         used = {id(v) for e in self.b.eqns for v in e.inputs}
         leaves = [v for v in reversed(self.pool) if id(v.var) not in used and v.producer != "input"]
@@ -809,9 +983,10 @@ def _insert(shape, at, size):
 
 if st is not None:
     @st.composite
-    def programs(draw, max_eqns=25, max_depth=3, dtypes=DTYPES):
-        """A hypothesis strategy for :class:`Program` s."""
-        fn, kinds = Generator(draw, max_eqns=max_eqns, dtypes=dtypes).build()
+    def programs(draw, max_eqns=25, max_depth=3, dtypes=DTYPES, control=0.0):
+        """A hypothesis strategy for :class:`Program` s (``control``: how often a step is a
+        cond, while_loop, scan or fori-style scan; 0, the default, for none)."""
+        fn, kinds = Generator(draw, max_eqns=max_eqns, dtypes=dtypes, control=control).build()
         levels = draw_levels(draw, fn, max_depth)
         seed = draw(st.integers(0, 2 ** 32 - 1))
         return Program(fn, kinds, levels, seed)
@@ -893,7 +1068,7 @@ def evaluate_perturbed(fn: Function, args, rng) -> list:
     for v, a in zip(fn.inputs, args):
         env[v] = _flush(np.asarray(a))
         producer[v] = "input"
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), sub_evaluator(lambda f, a: evaluate_perturbed(f, a, rng)):
         for e in fn.eqns:
             ins = [env[v] for v in e.inputs]
             outs = RULES[e.op](*ins, **e.attrs)

@@ -40,7 +40,8 @@ def _run(args) -> tuple:
         @seed(rnd)
         @settings(max_examples=args.examples_per_round, deadline=None, database=None, print_blob=True,
                   suppress_health_check=list(HealthCheck))
-        @given(st.lists(fuzz.programs(max_eqns=args.max_eqns, max_depth=args.max_depth),
+        @given(st.lists(fuzz.programs(max_eqns=args.max_eqns, max_depth=args.max_depth,
+                                                      control=args.control),
                         min_size=1, max_size=args.batch))
         def check(progs):
             if time.monotonic() > deadline and not done[0]:
@@ -78,6 +79,8 @@ def main(argv=None):
     ap.add_argument("--max-eqns", type=int, default=25)
     ap.add_argument("--max-depth", type=int, default=3, help="nested vmap levels")
     ap.add_argument("--no-compile", action="store_true", help="reference evaluator only")
+    ap.add_argument("--control", type=float, default=0.0,
+                    help="how often a step is a cond/while_loop/scan (0: straight-line programs only)")
     ap.add_argument("--out", default="soak-failures.txt")
     ap.add_argument("--verbose", "-v", action="store_true")
     args = ap.parse_args(argv)
@@ -90,7 +93,7 @@ def main(argv=None):
             cmd = [sys.executable, __file__, "--jobs", "1", "--seed", str(args.seed + 100_000 * j),
                    "--minutes", str(args.minutes), "--batch", str(args.batch),
                    "--examples-per-round", str(args.examples_per_round), "--max-eqns", str(args.max_eqns),
-                   "--max-depth", str(args.max_depth), "--out", args.out]
+                   "--max-depth", str(args.max_depth), "--control", str(args.control), "--out", args.out]
             cmd += ["--no-compile"] * args.no_compile + ["-v"] * args.verbose
             procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
         totals: dict = {}

@@ -56,6 +56,14 @@ def test_compiled_short_programs_of_unusual_dtypes(progs):
     fuzz.check_compiled(progs, expected=exps)
 
 
+@budget(40)
+@given(fuzz.programs(max_eqns=15, control=0.5))
+def test_control_flow_programs_match_the_per_example_loop(prog):
+    """Programs with cond, while_loop and scan (bodies drawn from every family, nested up
+    to fuzz.CONTROL_DEPTH), batched by random nested vmaps, on the reference evaluator."""
+    fuzz.check_reference(prog)
+
+
 def test_a_failure_shrinks_to_a_small_program_printed_as_ir(monkeypatch):
     """Break one batching rule on purpose: the fuzzer must find it, and its message
     must show the shrunk program's IR and its vmap levels."""
