@@ -263,7 +263,7 @@ def load_model(src: str, arg_specs):
         raise
     except Exception as e:  # the user's code raised while being traced
         raise Failure(f"tracing {src} failed: {type(e).__name__}: {e}{_user_frame(e, path)}") from None
-    return f, output_names(out_tree, len(f.outputs))
+    return f, output_names(out_tree, len(f.outputs), f)
 
 
 def parse_dims(text, values, what):

@@ -145,6 +145,11 @@ def batch_program(fn: Function, in_dims, out_dims=0, batch=None, randomness="err
         return fn
     if batch is None:
         raise BatchingError("a batch size is needed with in_dims: an int, or 'dynamic'")
+    mutated = tuple(getattr(fn, "mutated", ()) or ())
+    if mutated and not isinstance(out_dims, (list, tuple)):   # each written argument keeps its in_dim
+        own = len(fn.outputs) - len(mutated)
+        ins = in_dims if isinstance(in_dims, (list, tuple)) else [in_dims] * len(fn.inputs)
+        out_dims = [out_dims] * own + [ins[i] for i in mutated]
     if batch == "dynamic":
         size = Sym(batch_symbol(fn))
     elif isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1:
@@ -154,10 +159,19 @@ def batch_program(fn: Function, in_dims, out_dims=0, batch=None, randomness="err
     return vmap(fn, in_dims=in_dims, out_dims=out_dims, axis_size=size, randomness=randomness)
 
 
-def output_names(out_tree=None, n: int = 1) -> list:
+def output_names(out_tree=None, n: int = 1, fn: Function | None = None) -> list:
     """Names for a function's outputs, from the structure it returns: a dict's keys
     (``{"logits": ..}`` -> ``logits``), else ``out`` for a single array and
-    ``out0``, ``out1``, ... (``out1_0`` for nested tuples) for several."""
+    ``out0``, ``out1``, ... (``out1_0`` for nested tuples) for several. With `fn` (a
+    traced Function that writes into arguments), its last outputs, the written arguments'
+    final values, are named after the arguments (``x`` or, if taken, ``x_written``)."""
+    mutated = tuple(getattr(fn, "mutated", ()) or ()) if fn is not None else ()
+    if mutated:
+        own = output_names(out_tree, n - len(mutated))
+        for i in mutated:
+            name = fn.arg_names[i] if fn.arg_names else f"arg{i}"
+            own.append(name if name not in own else f"{name}_written")
+        return own
     from . import pytree
     paths = pytree.leaf_paths(out_tree) if out_tree is not None else None
     if paths is None or len(paths) != n:
@@ -209,7 +223,7 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
                             "function, or pass a traced program (vmapc.trace)")
         from .tracing import trace_flat
         fn, _, out_tree, _ = trace_flat(fn, tuple(args), {})
-        outputs = outputs or output_names(out_tree, len(fn.outputs))
+        outputs = outputs or output_names(out_tree, len(fn.outputs), fn)
     elif args is not None:
         raise TypeError("vmapc.export: `args` is for Python functions; a traced program has its types")
     if in_dims is not None and not isinstance(in_dims, (list, tuple)):

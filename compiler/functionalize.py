@@ -95,7 +95,7 @@ def write(b, x, step, new):
         strided = [(d, st) for d, st in enumerate(stride) if st != 1 and new.shape[d] > 1]
         if strided:
             box = read(b, x, ("slice", start, box_limit, (1,) * x.rank))
-            new = nested_scatter(b, box, new, [(d, b.constant(np.arange(0, new.shape[d] * st, st)))
+            new = nested_scatter(b, box, new, [(d, b.constant(np.arange(0, new.shape[d] * st, st, dtype=np.int32)))
                                               for d, st in strided])
         if new.shape == x.shape:
             return new

@@ -338,6 +338,26 @@ def test_compiled_single_and_batched(vmapc_shared_cache):
         testing.assert_outputs_match(case, outs[case.name], rtol=1e-5, atol=1e-5)
 
 
+def test_a_subset_on_vulkan(vmapc_shared_cache):
+    """Two forms (scatters with static and traced indices, update_slice, views) on Vulkan, single
+    and batched (the backend corpus runs every op sample there too)."""
+    t = {t["name"]: t for t in vmapc.targets()}["vulkan"]
+    if not t["can_run"]:
+        pytest.skip(f"Vulkan cannot run here: {t['reason']}")
+    from vmapc.optimize import simplify
+    rng = np.random.default_rng(3)
+    cases = []
+    for name in ("fancy", "ufunc_at"):
+        sample = _jitter(_sample(name), rng)
+        sample.fn = simplify(sample.fn)
+        args = sample.gen(rng)
+        cases.append(testing.Case(f"{name}_single", sample.fn, args, vmapc.eval(sample.fn, *args)))
+        cases += testing.vmap_cases(sample, rng, sizes=(2,), out_dims=(0,), nested=False, all_in_dims=False)
+    outs = testing.run_compiled(cases, target="vulkan", group=40, modules=1)
+    for case in cases:
+        testing.assert_outputs_match(case, outs[case.name], rtol=1e-5, atol=1e-5)
+
+
 # --- through vmapc.compile: write-back into the caller's arrays ----------------------------------
 
 def _per_example(f, batched_args, in_dims):
@@ -501,3 +521,24 @@ def test_fuzzed_write_programs_match_numpy(prog):
 def test_fuzzed_write_programs_compiled(progs):
     """Four fuzzed programs, single and nested, compiled as one module."""
     fuzz_writes.check_compiled(progs)
+
+
+# --- artifacts: a written argument is one more named output ---------------------------------------
+
+def _bump(counts, idx):
+    np.add.at(counts, idx, 1.0)
+    return counts.sum()
+
+
+def test_export_names_written_arguments_and_keeps_their_batch_dim(tmp_path, vmapc_shared_cache):
+    m = vmapc.export(_bump, tmp_path / "exp", args=[vmapc.f32[5], vmapc.i32[4]], in_dims=(0, 0), batch=3)
+    assert [o["name"] for o in m["outputs"]] == ["out", "counts"]   # the result, then the argument
+    assert [o["out_dim"] for o in m["outputs"]] == [0, 0]
+    rng = np.random.default_rng(0)
+    counts = rng.random((3, 5), dtype=np.float32)
+    idx = rng.integers(0, 5, (3, 4)).astype(np.int32)
+    total, final = vmapc.load(tmp_path / "exp")(counts.copy(), idx)
+    want = counts.copy()
+    want_total = np.array([_bump(want[b], idx[b]) for b in range(3)])
+    np.testing.assert_allclose(final, want, rtol=1e-6)
+    np.testing.assert_allclose(total, want_total, rtol=1e-6)

@@ -42,7 +42,16 @@ def _index_var(i, n=None, axis=None):
         if bad.size:
             raise OutOfBoundsError(f"index {bad.flat[0]} is out of bounds for axis {axis} with size {n}",
                                    user_loc())
-    return _b().constant(a.astype(_np.int64))
+    return _b().constant(_static_index(a))
+
+
+def _static_index(a):
+    """A static index array as int32 when it fits (IREE 3.13's SPIR-V backend fails on a gather
+    from a constant int64 tensor: "failed to legalize unresolved target materialization from
+    i64 to vector<2xi32>"), else int64."""
+    a = _np.asarray(a)
+    small = a.size == 0 or (int(a.min()) >= -2 ** 31 and int(a.max()) < 2 ** 31)
+    return a.astype(_np.int32 if small else _np.int64)
 
 
 def _wrap_and_clamp(i, n):
@@ -259,20 +268,35 @@ def _advanced_index(v, adv, key_pos):
     if len(idx) == 1:
         return idx[0], dims[0], []
     bld = _b()
-    try:
-        ishape = broadcast_shapes(*[i.shape for i in idx])
-    except ValueError as err:
-        raise ShapeError(f"shape mismatch: indexing arrays could not be broadcast together: {err}",
-                         user_loc()) from None
+    if not builtins.any(isinstance(k, Tracer) for _, k in adv):   # static: linearize them here
+        try:
+            arrays = _np.broadcast_arrays(*[_np.asarray(k) % v.shape[d] if v.shape[d] else _np.asarray(k)
+                                            for d, k in adv])
+        except ValueError as err:
+            raise ShapeError(f"shape mismatch: indexing arrays could not be broadcast together: {err}",
+                             user_loc()) from None
+        lin_np = _np.zeros(arrays[0].shape, _np.int64)
+        for a, d in zip(arrays, dims):
+            lin_np = lin_np * v.shape[d] + a
+        idx = None
+    else:
+        try:
+            ishape = broadcast_shapes(*[i.shape for i in idx])
+        except ValueError as err:
+            raise ShapeError(f"shape mismatch: indexing arrays could not be broadcast together: {err}",
+                             user_loc()) from None
     # NumPy puts the index dims where the indices are if they are adjacent, else first
     adjacent = key_pos == list(range(key_pos[0], key_pos[0] + len(key_pos)))
-    lin = None
-    for i, d in zip(idx, dims):
-        n = v.shape[d]
-        i = _wrap_and_clamp(i, n)
-        i = bld.broadcast_in_dim(bld.reshape(i, (1,) * (len(ishape) - i.rank) + i.shape), ishape,
-                                 tuple(range(len(ishape))))
-        lin = i if lin is None else _e("add", _e("multiply", lin, _c(lin, n)), i)
+    if idx is None:
+        lin = bld.constant(_static_index(lin_np))
+    else:
+        lin = None
+        for i, d in zip(idx, dims):
+            n = v.shape[d]
+            i = _wrap_and_clamp(i, n)
+            i = bld.broadcast_in_dim(bld.reshape(i, (1,) * (len(ishape) - i.rank) + i.shape), ishape,
+                                     tuple(range(len(ishape))))
+            lin = i if lin is None else _e("add", _e("multiply", lin, _c(lin, n)), i)
     others = [k for k in range(v.rank) if k not in dims]
     where_ = dims[0] if adjacent else 0
     perm = tuple(others[:where_] + dims + others[where_:])
