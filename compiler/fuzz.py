@@ -228,8 +228,11 @@ class Generator:
     """Builds one random program from a `draw` function (hypothesis's, or any callable
     taking a strategy)."""
 
-    def __init__(self, draw, max_eqns=25, dtypes=DTYPES, max_inputs=6, max_rank=4, avoid_known_bugs=True):
+    def __init__(self, draw, max_eqns=25, dtypes=DTYPES, max_inputs=6, max_rank=4, avoid_known_bugs=True,
+                 families=FAMILIES, binary_ops=None):
         self.draw = draw
+        self.families = tuple(families)          # the g_* steps drawn from
+        self.binary_ops = tuple(binary_ops or BINARY)   # the ops the "binary" step draws from
         self.avoid_known_bugs = avoid_known_bugs
         self.max_eqns = max_eqns
         self.dtypes = tuple(dtypes)
@@ -398,7 +401,7 @@ class Generator:
 
     def g_binary(self):
         x = self.pick()
-        op = self.choice(list(BINARY))
+        op = self.choice(self.binary_ops)
         kind = BINARY[op][0]
         if x.dtype not in dt.KINDS[kind]:
             x = self.as_dtype(x, self.choice(dt.FLOATS) if kind == "float" else
@@ -673,7 +676,7 @@ class Generator:
         for _ in range(3 * target):
             if len(self.b.eqns) >= target:
                 break
-            family = self.choice(FAMILIES)
+            family = self.choice(self.families)
             mark = len(self.b.eqns), len(self.pool), len(self.inputs)
             try:
                 getattr(self, "g_" + family)()
@@ -754,9 +757,11 @@ def _insert(shape, at, size):
 
 if st is not None:
     @st.composite
-    def programs(draw, max_eqns=25, max_depth=3, dtypes=DTYPES):
-        """A hypothesis strategy for :class:`Program` s."""
-        fn, kinds = Generator(draw, max_eqns=max_eqns, dtypes=dtypes).build()
+    def programs(draw, max_eqns=25, max_depth=3, dtypes=DTYPES, families=FAMILIES, binary_ops=None):
+        """A hypothesis strategy for :class:`Program` s (``families``: the steps drawn from, a
+        subset of FAMILIES; ``binary_ops``: the ops of the "binary" step, default all)."""
+        fn, kinds = Generator(draw, max_eqns=max_eqns, dtypes=dtypes, families=families,
+                              binary_ops=binary_ops).build()
         levels = draw_levels(draw, fn, max_depth)
         seed = draw(st.integers(0, 2 ** 32 - 1))
         return Program(fn, kinds, levels, seed)
