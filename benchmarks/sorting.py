@@ -17,7 +17,7 @@ Each cell is a batch of B rows of n float32s, one row per example:
 
 Every contender's answer is checked against NumPy first; times are medians of
 interleaved rounds (:func:`benchmarks.run.time_interleaved`). Results:
-``sorting.json``; docs/performance.md quotes them.
+``sorting.json`` (docs/performance.md does not quote them yet).
 """
 
 from __future__ import annotations
