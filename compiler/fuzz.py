@@ -239,8 +239,10 @@ class Generator:
     taking a strategy)."""
 
     def __init__(self, draw, max_eqns=25, dtypes=DTYPES, max_inputs=6, max_rank=4, avoid_known_bugs=True,
-                 control=0.0, depth=0):
+                 control=0.0, depth=0, families=FAMILIES, binary_ops=None):
         self.draw = draw
+        self.families = tuple(families)          # the g_* steps drawn from
+        self.binary_ops = tuple(binary_ops or BINARY)   # the ops the "binary" step draws from
         self.avoid_known_bugs = avoid_known_bugs
         self.max_eqns = max_eqns
         self.dtypes = tuple(dtypes)
@@ -412,7 +414,7 @@ class Generator:
 
     def g_binary(self):
         x = self.pick()
-        op = self.choice(list(BINARY))
+        op = self.choice(self.binary_ops)
         kind = BINARY[op][0]
         if x.dtype not in dt.KINDS[kind]:
             x = self.as_dtype(x, self.choice(dt.FLOATS) if kind == "float" else
@@ -734,7 +736,7 @@ class Generator:
         (_Vals: their types, exactness and liveness carry over); it makes no inputs of its
         own (its fresh values are constants, iotas and broadcasts)."""
         g = Generator(self.draw, self.max_eqns, self.dtypes, 0, self.max_rank, self.avoid_known_bugs,
-                      self.control, self.depth + 1)
+                      self.control, self.depth + 1, self.families, self.binary_ops)
         g.step = self.step
         g.params = [Var(v.var.type) for v in inputs]
         g.pool = [_Val(p, v.exact, "input", v.live) for p, v in zip(g.params, inputs)]
@@ -748,7 +750,7 @@ class Generator:
             if self.control and self.depth < CONTROL_DEPTH and self.flip(self.control):
                 family = self.choice(CONTROL_FAMILIES)
             else:
-                family = self.choice(FAMILIES)
+                family = self.choice(self.families)
             mark = len(self.b.eqns), len(self.pool), len(self.inputs)
             try:
                 getattr(self, "g_" + family)()
@@ -983,10 +985,13 @@ def _insert(shape, at, size):
 
 if st is not None:
     @st.composite
-    def programs(draw, max_eqns=25, max_depth=3, dtypes=DTYPES, control=0.0):
+    def programs(draw, max_eqns=25, max_depth=3, dtypes=DTYPES, control=0.0, families=FAMILIES, binary_ops=None):
         """A hypothesis strategy for :class:`Program` s (``control``: how often a step is a
-        cond, while_loop, scan or fori-style scan; 0, the default, for none)."""
-        fn, kinds = Generator(draw, max_eqns=max_eqns, dtypes=dtypes, control=control).build()
+        cond, while_loop, scan or fori-style scan, 0, the default, for none; ``families``:
+        the other steps drawn from, a subset of FAMILIES; ``binary_ops``: the ops of the
+        "binary" step, default all)."""
+        fn, kinds = Generator(draw, max_eqns=max_eqns, dtypes=dtypes, control=control, families=families,
+                              binary_ops=binary_ops).build()
         levels = draw_levels(draw, fn, max_depth)
         seed = draw(st.integers(0, 2 ** 32 - 1))
         return Program(fn, kinds, levels, seed)

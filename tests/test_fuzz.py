@@ -101,3 +101,34 @@ def test_the_oracle_tolerates_only_rounding():
     got = [exp.outputs[0], exp.outputs[1] * (1 + 1e-3)]
     with pytest.raises(Mismatch, match=r"output 1 differs"):
         fuzz.compare(prog, exp, got, "test")
+
+
+# The issue-16 ops (sort, top_k, cumulative, bitcast, copysign) on their own, so that each is
+# drawn often: the whole-family tests above draw them about one step in twenty.
+SORTING_FAMILIES = ("sort", "top_k", "cumulative", "bitcast", "binary", "iota", "convert")
+SORTING_OPS = {"sort", "top_k", "cumulative", "bitcast", "copysign"}
+
+
+def test_the_generator_draws_sorts_scans_bitcasts_and_copysign_and_they_batch():
+    """Programs over just these steps: each op appears, and every program's batched form
+    matches the per-example loop on the reference evaluator."""
+    seen = set()
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(fuzz.programs(max_eqns=6, families=SORTING_FAMILIES, binary_ops=("copysign", "add")))
+    def search(prog):
+        seen.update(e.op for e in prog.fn.eqns)
+        fuzz.check_reference(prog)
+
+    search()
+    assert SORTING_OPS <= seen, SORTING_OPS - seen
+
+
+@budget(2)
+@given(st.lists(fuzz.programs(max_eqns=6, families=SORTING_FAMILIES, binary_ops=("copysign",)),
+                min_size=1, max_size=6))
+def test_compiled_sorts_scans_bitcasts_and_copysign(progs):
+    """The same programs compiled by IREE for the CPU."""
+    exps = [fuzz.check_reference(p) for p in progs]
+    fuzz.check_compiled(progs, expected=exps)

@@ -3,7 +3,8 @@
 
 **sort.** IREE has a sort op (``iree_linalg_ext.sort``), but 3.13 lowers it to a bubble
 sort on every backend: n passes of n compare-and-swaps, one element after the other
-(256 rows of 1024 float32s: 0.5 s, where NumPy takes 11 ms; docs/performance.md).
+(256 rows of 1024 float32s: 0.5 s in an earlier run, where NumPy takes 11 ms; IREE now refuses
+that module, "exceeded stack allocation limit"; ``--study sorting``).
 A bitonic network does the same job in log2(n) * (log2(n) + 1) / 2 stages, each of
 which compares every element with one partner (``i xor j``) in parallel: one
 ``linalg.generic`` over the whole array per stage, whose body reads the partner with
