@@ -134,6 +134,10 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
                                                                        len(fn.outputs))
     if len(names_out) != len(fn.outputs) or len(set(names_out)) != len(names_out):
         raise ValueError(f"vmapc.export: outputs must be {len(fn.outputs)} distinct names, got {names_out}")
+    names_in = fn.arg_names or [f"arg{i}" for i in range(len(fn.inputs))]
+    if offset_input is not None and OFFSET_NAME in names_in:
+        raise BatchingError(f"vmapc.export: an input is named {OFFSET_NAME!r}, the name randomness='different' "
+                            "gives the index of the first example; rename it")
     for t in targets:           # every target's dtype/op check before the first (slow) compile
         t.check([program])
     out = Path(out_dir)
@@ -166,10 +170,6 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
         _atomic_write(out / "batched.vir", (program.text(locations=True) + "\n").encode())
     elif (out / "batched.vir").exists():
         (out / "batched.vir").unlink()
-    names_in = fn.arg_names or [f"arg{i}" for i in range(len(fn.inputs))]
-    if offset_input is not None and OFFSET_NAME in names_in:
-        raise BatchingError(f"vmapc.export: an input is named {OFFSET_NAME!r}, the name randomness='different' "
-                            "gives the index of the first example; rename it")
     if in_dims is None:
         per_in, per_out = [None] * len(fn.inputs), [None] * len(fn.outputs)
     else:
