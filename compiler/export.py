@@ -245,6 +245,9 @@ def export(fn, out_dir, *, args=None, in_dims=None, out_dims=0, batch=None, targ
             or not all(plain_name(n) for n in names_out):
         raise ValueError(f"vmapc.export: outputs must be {len(fn.outputs)} distinct plain identifiers (they "
                          f"name NAME.npy files; letters, digits and _), got {[ascii(n) for n in names_out]}")
+    if offset_input is not None and OFFSET_NAME in (fn.arg_names or ()):
+        raise BatchingError(f"vmapc.export: an input is named {OFFSET_NAME!r}, the name randomness='different' "
+                            "gives the index of the first example; rename it")
     for t in targets:           # every target's dtype/op check before the first (slow) compile
         t.check([program])
     out = Path(out_dir)
@@ -298,9 +301,6 @@ def _write_artifact(out: Path, fn, program, targets, in_dims, out_dims, batch, n
     names_in = fn.arg_names
     if not names_in or len(set(names_in)) != len(names_in) or not all(plain_name(n) for n in names_in):
         names_in = [f"arg{i}" for i in range(len(fn.inputs))]
-    if offset_input is not None and OFFSET_NAME in names_in:
-        raise BatchingError(f"vmapc.export: an input is named {OFFSET_NAME!r}, the name randomness='different' "
-                            "gives the index of the first example; rename it")
     if in_dims is None:
         per_in, per_out = [None] * len(fn.inputs), [None] * len(fn.outputs)
     else:

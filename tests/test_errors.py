@@ -551,6 +551,25 @@ def randomness_without_in_dims():
     vmapc.compile(draw, randomness="different")
 
 
+@entry("batch", BatchingError, r"randomness needs in_dims \(it says what a vmap does with random draws",
+       loc=False)
+def export_randomness_without_in_dims():
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        vmapc.export(draw, d, args=(F32[3], vmapc.u32[2]), randomness="different")
+
+
+@entry("batch", BatchingError, r"vmapc\.export: an input is named 'example_offset', the name "
+                               r"randomness='different' gives the index of the first example; rename it", loc=False)
+def export_input_named_example_offset():
+    import tempfile
+
+    def f(x, example_offset):
+        return x + vmapc.random.normal(vmapc.random.key(0), (3,)) + example_offset
+    with tempfile.TemporaryDirectory() as d:
+        vmapc.export(f, d, args=(F32[3], F32[()]), in_dims=(0, None), batch=4, randomness="different")
+
+
 @entry("batch", BatchingError, r"vmap: in_dims is 2 but argument `x` has rank 2 \(valid: -2\.\.1\)")
 def in_dims_out_of_range():
     vmapc.vmap(lambda x: x * 2, in_dims=2)(X)  # <-- in_dims_out_of_range
