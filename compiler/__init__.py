@@ -23,6 +23,10 @@ The pipeline, each stage inspectable:
 Automatic differentiation (:mod:`vmapc.autodiff`) is one more IR rewrite that composes
 with all of these: :func:`grad`, :func:`value_and_grad`, :func:`vjp`, :func:`jvp`,
 :func:`jacrev`, :func:`jacfwd`, :func:`hessian` and :func:`stop_gradient`.
+
+Structured control flow (:mod:`vmapc.control`): :func:`cond`, :func:`switch`,
+:func:`while_loop`, :func:`fori_loop`, :func:`scan` and :func:`map` trace branches and
+loop bodies as sub-programs, which ``vmap`` batches and the compiler lowers to loops.
 """
 
 from . import dtypes, errors, pytree, shapes
@@ -36,6 +40,7 @@ from .tracing import DTypeSpecMaker, ShapeDtype, _install_operators, trace
 from . import numpy  # noqa: E402  (after tracing: it registers the tracer's operators)
 from .vmap import vmap, Vmapped
 from .autodiff import grad, hessian, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, vjp
+from .control import cond, fori_loop, map, scan, switch, while_loop  # noqa: A004  (vmapc.map, as jax.lax.map)
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export
 

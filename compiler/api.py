@@ -29,6 +29,7 @@ import numpy as np
 from . import dtypes as dt
 from . import pytree
 from .errors import BatchingError, CallError, ExecutionError, NotCallableError, VmapcError
+from .ir import walk_eqns
 from .optimize import simplify
 from .shapes import Sym
 from .tracing import Tracer, trace_flat, user_loc
@@ -92,6 +93,7 @@ class Lowered:
         self.batched = batched
         # what is lowered: the program after vmapc.optimize.simplify (same signature)
         self.program = simplify(batched if batched is not None else ir)
+        self.has_control_flow = any(e.op in ("cond", "while_loop", "scan") for e in walk_eqns(self.program))
         self.out_tree = out_tree
         self.target = target
         self.driver = driver
@@ -279,6 +281,9 @@ class Compiled:
                     except VmapcError as err:   # errors without a line of their own: the call's
                         raise _at_call_site(err)
                     self._cache[key] = exe
+        if exe.lowered.has_control_flow and bdims is not None and (self.batch == "dynamic" or self.chunk_size) and \
+                0 in {x.shape[d] for x, d in zip(leaves, bdims) if d is not None}:
+            return self._run_empty(args, kwargs)
         positional = not kwargs and tree == _flat_tree(len(args)) and all(type(a) is np.ndarray for a in args)
         if self.chunk_size is not None:
             if positional:
@@ -288,6 +293,16 @@ class Compiled:
             self._fast[tuple((a.shape, a.dtype) for a in args)] = exe
         flat = [x if _is_array(x) else np.asarray(x, dtype=t.dtype) for x, t in zip(leaves, exe.in_types)]
         return pytree.unflatten(exe.out_tree, exe.call_flat(flat))
+
+    def _run_empty(self, args, kwargs):
+        """A batch of 0 examples through a program with loops, on the host: its batched
+        program at batch size 0 on the reference evaluator. The stand-in examples a chunk
+        would be padded with could keep a while loop running forever, and IREE 3.13 can hang
+        running a loop over zero-sized tensors on local-task (iree-org/iree#20166)."""
+        from .reference import evaluate
+        bf, _, out_tree, leaves = self._vmapped.trace_batched(args, kwargs)
+        flat = [np.asarray(x, dtype=v.dtype) for x, v in zip(leaves, bf.inputs)]
+        return pytree.unflatten(out_tree, evaluate(bf, *flat))
 
     # -- chunk_size -------------------------------------------------------------------------------
     def _chunk_args(self, args, kwargs, start, n):

@@ -167,7 +167,8 @@ def compile_mlir(mlir, target="cpu", *, flags=(), cache: bool = True, lowered=No
         raise TargetError(f"this module was lowered for target {lowered.target.label}, not {t.label}: "
                           f"lower it with lower(functions, target={t.label!r})")
     libm = t.libm_flags if lowered is not None and lowered.needs_libm else ()
-    all_flags = tuple(t.flags) + libm + tuple(flags)
+    loops = t.control_flow_flags if lowered is not None and lowered.has_control_flow else ()
+    all_flags = tuple(t.flags) + libm + loops + tuple(flags)
     key = cache_key(mlir, all_flags)
     if cache:
         with _MEMORY_LOCK:

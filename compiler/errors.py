@@ -111,6 +111,13 @@ class DTypeError(TracingError, TypeError):
     """An operation applied to a dtype it does not accept."""
 
 
+class ControlFlowError(TracingError, TypeError):
+    """A branch or loop body that does not fit its control-flow op (``vmapc.cond``,
+    ``switch``, ``while_loop``, ``fori_loop``, ``scan``): branches returning different
+    structures or types, a body that changes a carry's structure, shape or dtype, a
+    predicate or index that is not a 0-d bool or integer."""
+
+
 # --- the IR ------------------------------------------------------------------------------------
 
 class IRError(VmapcError, ValueError):

@@ -32,7 +32,11 @@ is easier to read. ``simplify`` runs a few rewrites to a fixed point:
   broadcast away) and the identity is exact for every value, NaN and -0.0 included;
 * **sub-programs** (loop bodies, branches) are simplified the same way, each on its own
   (their signatures stay); an equation carrying one is never folded here, since
-  evaluating a loop could take as long as running it.
+  evaluating a loop could take as long as running it;
+* **across sub-programs** (:func:`simplify_control`): a ``cond`` whose index is a constant
+  (or that has one branch) is replaced by that branch; a small constant operand moves into
+  the sub-programs that read it (where it can fold); operands no sub-program reads, results
+  nobody reads and loop carries that only feed themselves are dropped.
 
 Every rewrite preserves each value's type, so the program's signature and the
 batch-dim annotations of the values that survive are unchanged.
@@ -43,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import reference
-from .ir import Eqn, Function, dead_code_elimination, has_subfunctions, map_subfunctions
+from .ir import Eqn, Function, dead_code_elimination, has_subfunctions, map_subfunctions, used_vars
 from .shapes import is_static, prod
 from .text import fmt_attr
 
@@ -226,7 +230,10 @@ def simplify(fn: Function, max_rounds: int = 8) -> Function:
     for _ in range(max_rounds):
         out, folded = fold_constants(out)
         out, changed = _simplify_once(out)
-        changed = changed or folded
+        out, across = simplify_control(out)
+        if across:      # sub-programs gained constants or lost outputs: simplify them again
+            out = _simplify_subfunctions(out, max_rounds)
+        changed = changed or folded or across
         out = dead_code_elimination(out)
         if not changed:
             break
@@ -242,3 +249,172 @@ def _simplify_subfunctions(fn: Function, max_rounds: int) -> Function:
     eqns = [Eqn(e.op, e.inputs, e.outputs, map_subfunctions(e, lambda f: simplify(f, max_rounds)), e.loc)
             if has_subfunctions(e) else e for e in fn.eqns]
     return Function(fn.inputs, eqns, fn.outputs, fn.name, fn.arg_names, fn.bdims)
+
+
+# --- across sub-programs ---------------------------------------------------------------------------
+
+def simplify_control(fn: Function) -> tuple:
+    """Rewrites across the boundary of the control-flow ops' sub-programs (see the module
+    docstring): a ``cond`` with a constant index (or one branch) becomes that branch; small
+    constant operands move into the sub-programs that read them; operands no sub-program
+    reads, results nobody reads (a ``cond``'s, a ``scan``'s ``ys``) and loop carries that
+    only feed themselves are dropped. Returns (function, whether anything changed)."""
+    producer = {v: e for e in fn.eqns for v in e.outputs}
+    used = used_vars(fn)
+    replace: dict = {}
+    eqns, changed = [], False
+    for e in fn.eqns:
+        e = Eqn(e.op, [replace.get(v, v) for v in e.inputs], e.outputs, e.attrs, e.loc)
+        if e.op == "cond":
+            inlined = _inline_constant_cond(e, producer)
+            if inlined is not None:
+                new_eqns, outs = inlined
+                eqns.extend(new_eqns)
+                replace.update(zip(e.outputs, outs))
+                changed = True
+                continue
+        rule = _ACROSS.get(e.op)
+        if rule is not None:
+            new = rule(e, producer, used)
+            if new is not None:
+                e, changed = new, True
+        eqns.append(e)
+    if not changed:
+        return fn, False
+    outputs = [replace.get(v, v) for v in fn.outputs]
+    bdims = None
+    if fn.bdims is not None:
+        bdims = dict(fn.bdims)
+        for old, new in replace.items():
+            if old in bdims:
+                bdims.setdefault(new, bdims[old])
+    return Function(fn.inputs, eqns, outputs, fn.name, fn.arg_names, bdims), True
+
+
+def _constant_value(v, producer):
+    e = producer.get(v)
+    if e is not None and e.op == "constant" and e.outputs[0].type.shape == np.shape(e.attrs["value"]) \
+            and np.size(e.attrs["value"]) <= FOLD_MAX_ELEMENTS:
+        return e.attrs["value"]
+    return None
+
+
+def _inline_constant_cond(e: Eqn, producer):
+    """(equations, outputs) running the branch a constant index picks, or None."""
+    from .reference.control import clamp_index
+    branches = e.attrs["branches"]
+    index = _constant_value(e.inputs[0], producer)
+    if index is None and len(branches) > 1:
+        return None
+    f = branches[0] if index is None else branches[clamp_index(index, len(branches))]
+    from .ir import Builder
+    b = Builder()
+    outs = b.inline(f, e.inputs[1:])
+    return b.eqns, outs
+
+
+def _sub(fn: Function, inputs=None, eqns=None, outputs=None) -> Function:
+    return dead_code_elimination(Function(fn.inputs if inputs is None else inputs,
+                                          fn.eqns if eqns is None else eqns,
+                                          fn.outputs if outputs is None else outputs, fn.name))
+
+
+def _internalize(fn: Function, keep, values) -> Function:
+    """`fn` keeping the inputs flagged in `keep`; each dropped input with a value in
+    `values` becomes a constant equation at the start."""
+    consts = [Eqn("constant", [], [v], {"value": np.array(values[i], order="C")})
+              for i, v in enumerate(fn.inputs) if not keep[i] and values[i] is not None]
+    return _sub(fn, [v for v, k in zip(fn.inputs, keep) if k], consts + list(fn.eqns))
+
+
+def _reads(fn: Function) -> list:
+    """For each input of `fn`: does anything read it?"""
+    u = used_vars(fn)
+    return [id(v) in u for v in fn.inputs]
+
+
+def _cond_across(e: Eqn, producer, used):
+    branches = e.attrs["branches"]
+    ops = e.inputs[1:]
+    values = [_constant_value(v, producer) for v in ops]
+    reads = [any(r) for r in zip(*[_reads(f) for f in branches])] if ops else []
+    keep_in = [r and val is None for r, val in zip(reads, values)]
+    keep_out = [id(v) in used for v in e.outputs]
+    if all(keep_in) and all(keep_out):
+        return None
+    new = tuple(_internalize(_sub(f, outputs=[v for v, k in zip(f.outputs, keep_out) if k]), keep_in, values)
+                for f in branches)
+    return Eqn("cond", [e.inputs[0]] + [v for v, k in zip(ops, keep_in) if k],
+               [v for v, k in zip(e.outputs, keep_out) if k], {"branches": new}, e.loc)
+
+
+def _needed(fn: Function, outputs) -> set:
+    """ids of the inputs of `fn` that the outputs at positions `outputs` depend on."""
+    live = {id(fn.outputs[j]) for j in outputs}
+    for q in reversed(fn.eqns):
+        if any(id(v) in live for v in q.outputs):
+            live.update(id(v) for v in q.inputs)
+    return {id(v) for v in fn.inputs if id(v) in live}
+
+
+def _dead_carries(n_carry, carry_in, body, body_offset, cond_reads, out_used):
+    """Which carries to keep: a carry stays if its result is read, the predicate reads it,
+    or a carry that stays needs it (iterated)."""
+    keep = [out_used[k] or cond_reads[k] for k in range(n_carry)]
+    while True:
+        need = _needed(body, [body_offset + k for k in range(n_carry) if keep[k]]
+                       + list(range(n_carry + body_offset, len(body.outputs))))
+        new = [keep[k] or id(carry_in[k]) in need for k in range(n_carry)]
+        if new == keep:
+            return keep
+        keep = new
+
+
+def _while_across(e: Eqn, producer, used):
+    from .ops.control import while_split
+    cond, body = e.attrs["cond"], e.attrs["body"]
+    nc, nb, n = while_split(cond, body, len(e.inputs))
+    cc, bc, init = e.inputs[:nc], e.inputs[nc:nc + nb], e.inputs[nc + nb:]
+    cond_reads, body_reads = _reads(cond), _reads(body)
+    keep_carry = _dead_carries(n, body.inputs[nb:], body, 0, cond_reads[nc:], [id(v) in used for v in e.outputs])
+    cv = [_constant_value(v, producer) for v in cc]
+    bv = [_constant_value(v, producer) for v in bc]
+    keep_cc = [r and v is None for r, v in zip(cond_reads[:nc], cv)]
+    keep_bc = [r and v is None for r, v in zip(body_reads[:nb], bv)]
+    if all(keep_carry) and all(keep_cc) and all(keep_bc):
+        return None
+    body = _sub(body, outputs=[v for v, k in zip(body.outputs, keep_carry) if k])
+    new_cond = _internalize(cond, keep_cc + keep_carry, cv + [None] * n)
+    new_body = _internalize(body, keep_bc + keep_carry, bv + [None] * n)
+    ins = ([v for v, k in zip(cc, keep_cc) if k] + [v for v, k in zip(bc, keep_bc) if k]
+           + [v for v, k in zip(init, keep_carry) if k])
+    return Eqn("while_loop", ins, [v for v, k in zip(e.outputs, keep_carry) if k],
+               {"cond": new_cond, "body": new_body}, e.loc)
+
+
+def _scan_across(e: Eqn, producer, used):
+    a = e.attrs
+    body, nk, n = a["body"], a["n_consts"], a["n_carry"]
+    consts, init, xs = e.inputs[:nk], e.inputs[nk:nk + n], e.inputs[nk + n:]
+    out_used = [id(v) in used for v in e.outputs]
+    keep_y = out_used[n:]
+    body_y = _sub(body, outputs=body.outputs[:n] + [v for v, k in zip(body.outputs[n:], keep_y) if k])
+    keep_carry = _dead_carries(n, body_y.inputs[nk:nk + n], body_y, 0, [False] * n, out_used[:n])
+    reads = _reads(body_y)
+    kv = [_constant_value(v, producer) for v in consts]
+    keep_k = [r and v is None for r, v in zip(reads[:nk], kv)]
+    keep_x = reads[nk + n:]
+    if all(keep_y) and all(keep_carry) and all(keep_k) and all(keep_x):
+        return None
+    n_y = sum(keep_y)
+    body_y = _sub(body_y, outputs=[v for v, k in zip(body_y.outputs[:n], keep_carry) if k] + body_y.outputs[n:])
+    new_body = _internalize(body_y, keep_k + keep_carry + keep_x, kv + [None] * (n + len(xs)))
+    ins = ([v for v, k in zip(consts, keep_k) if k] + [v for v, k in zip(init, keep_carry) if k]
+           + [v for v, k in zip(xs, keep_x) if k])
+    outs = [v for v, k in zip(e.outputs[:n], keep_carry) if k] + [v for v, k in zip(e.outputs[n:], keep_y) if k]
+    assert len(outs) == sum(keep_carry) + n_y
+    return Eqn("scan", ins, outs, {"body": new_body, "length": a["length"], "reverse": a["reverse"],
+                                   "n_consts": sum(keep_k), "n_carry": sum(keep_carry)}, e.loc)
+
+
+_ACROSS = {"cond": _cond_across, "while_loop": _while_across, "scan": _scan_across}

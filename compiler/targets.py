@@ -97,6 +97,11 @@ class Target:
         interchangeable."""
         return (self.output_storage, self.f64_math, self.module_attrs, self.name == "vulkan")
 
+    @property
+    def control_flow_flags(self) -> tuple:
+        """Flags added for modules with branches or loops (see AGGRESSIVE_FUSION)."""
+        return (AGGRESSIVE_FUSION + "=false",) if AGGRESSIVE_FUSION + "=true" in self.flags else ()
+
     def supports(self, dtype) -> bool:
         return np.dtype(dtype) in self.dtypes
 
@@ -285,7 +290,12 @@ _CPU_DRIVERS = ("local-sync", "local-task")
 # (docs/performance.md, `--study flags`): vectorized reductions (reassociating float sums,
 # as NumPy's pairwise summation does too) and fusing a reduction with its consumers run
 # layer norm 2x and attention 1.2-1.3x faster and change nothing measurable elsewhere.
-CPU_OPT_FLAGS = ("--iree-dispatch-creation-enable-aggressive-fusion=true",
+# IREE 3.13 with aggressive fusion leaves a result buffer of some modules holding several
+# scf.while loops unallocated ("ref is null" when the call returns; the strict xfail
+# test_aggressive_fusion_with_several_while_loops in tests/test_regressions.py), so modules with
+# control flow are compiled without it (Target.control_flow_flags).
+AGGRESSIVE_FUSION = "--iree-dispatch-creation-enable-aggressive-fusion"
+CPU_OPT_FLAGS = (AGGRESSIVE_FUSION + "=true",
                  "--iree-llvmcpu-reassociate-fp-reductions=true")
 
 

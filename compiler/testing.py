@@ -237,12 +237,101 @@ def op_samples(dtypes: str = "all") -> list:
                       lambda rng: []))
     out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
                       lambda rng: []))
+    out += control_samples()
     seen: dict = {}
     for s in out:            # case names must be unique: they key compiled results
         k = seen[s.name] = seen.get(s.name, -1) + 1
         if k:
             s.name = f"{s.name}_{k}"
     return out
+
+
+def control_samples() -> list:
+    """Sample programs of ``cond``, ``while_loop`` and ``scan``: one equation each, whose
+    sub-programs use several op families, nest loops and branches, and (for
+    ``while_loop``) stop after a different number of steps for different inputs. Every
+    loop ends for every input the generators make, including inputs shared across examples."""
+    from .tracing import trace
+    from . import control, numpy as vnp
+    F, I = dt.FLOAT32, dt.INT32
+
+    def sub(fn, *types):
+        f = trace(fn, *[_spec(t) for t in types])
+        f.name = "body"
+        return f
+
+    t3, t23, s, si = _T((3,), F), _T((2, 3), F), _T((), F), _T((), I)
+    out = []
+    # cond: a bool predicate, two outputs of different families
+    br = (sub(lambda x, y: (x - y, vnp.max(x)), t3, t3), sub(lambda x, y: (x * y + 1.0, vnp.sum(x * y)), t3, t3))
+    ts = [_T((), dt.BOOL), t3, t3]
+    out.append(Sample("cond_bool", single_op("cond", ts, {"branches": br}), _gen(ts, ["any"] * 3)))
+    # switch: an int32 index, often out of range (clamped), three branches
+    br = (sub(lambda x: x * 2.0, t23), sub(lambda x: vnp.tanh(x), t23), sub(lambda x: x @ (x.T @ x) * 0.1, t23))
+    ts = [si, t23]
+    out.append(Sample("cond_switch3", single_op("cond", ts, {"branches": br}), _gen(ts, [("index", 5), "any"])))
+    # an unsigned index, an operand shared by the branches' indexing
+    br = (sub(lambda x, i: x[i], t3, si), sub(lambda x, i: x[::-1][i] * 3.0, t3, si),
+          sub(lambda x, i: (x * x)[i] - vnp.min(x), t3, si))
+    ts = [_T((), dt.UINT8), t3, si]
+    out.append(Sample("cond_uint8_gather", single_op("cond", ts, {"branches": br}),
+                      _gen(ts, [("index", 4), "any", ("index", 3)])))
+    # a branch holding a while_loop (guarded under a batched predicate)
+    count = sub(lambda v: control.while_loop(lambda c: c[0] > 0, lambda c: (c[0] - 1, c[1] + c[0]), (v, v * 0))[1], si)
+    ts = [_T((), dt.BOOL), si]
+    out.append(Sample("cond_with_while", single_op("cond", ts, {"branches": (sub(lambda v: -v, si), count)}),
+                      _gen(ts, ["any", "any"])))
+    # while_loop: a trip count per example (a cond constant), a body constant
+    cond = sub(lambda n, i, x: i < n, si, si, t3)
+    body = sub(lambda k, i, x: (i + 1, x * 0.5 + k), t3, si, t3)
+    ts = [si, t3, si, t3]
+    out.append(Sample("while_counter", single_op("while_loop", ts, {"cond": cond, "body": body}),
+                      _gen(ts, [("index", 8), "any", ("index", 3), "any"])))
+    # Collatz steps: data-dependent trip counts, integer arithmetic and a select in the body
+    cond = sub(lambda x, i: (x != 1) & (i < 40), si, si)
+    body = sub(lambda x, i: (vnp.where(x % 2 == 0, x // 2, 3 * x + 1), i + 1), si, si)
+    ts = [si, si]
+    out.append(Sample("while_collatz", single_op("while_loop", ts, {"cond": cond, "body": body}),
+                      _gen(ts, ["positive", ("index", 2)])))
+    # a loop inside a loop: sum_{i < n} sum_{j < i} x
+    inner = lambda i, acc, x: control.while_loop(lambda c: c[0] < i, lambda c: (c[0] + 1, c[1] + x), (0 * i, acc))[1]
+    cond = sub(lambda n, i, acc, x: i < n, si, si, s, s)
+    body = sub(lambda i, acc, x: (i + 1, inner(i, acc, x), x), si, s, s)
+    ts = [si, si, s, s]
+    out.append(Sample("while_nested", single_op("while_loop", ts, {"cond": cond, "body": body}),
+                      _gen(ts, [("index", 5), ("index", 2), "any", "any"])))
+    # scan: a constant, a carry, two sequences, two outputs
+    body = sub(lambda w, c, x, m: (vnp.tanh(c * w + x), (c * m).sum()), t3, t3, t3, t3)
+    ts = [t3, t3, _T((4, 3), F), _T((4, 3), F)]
+    out.append(Sample("scan_tanh", single_op("scan", ts, {"body": body, "length": 4, "reverse": False,
+                                                          "n_consts": 1, "n_carry": 1}), _gen(ts, ["any"] * 4)))
+    # reverse, an int carry and a float carry, a cond inside the body
+    body = sub(lambda k, a, x: (k + 1, control.cond(x > 0, lambda u, v: u + v, lambda u, v: u * v, a, x),
+                                a * x), si, s, s)
+    ts = [si, s, _T((5,), F)]
+    out.append(Sample("scan_reverse_cond", single_op("scan", ts, {"body": body, "length": 5, "reverse": True,
+                                                                 "n_consts": 0, "n_carry": 2}),
+                      _gen(ts, [("index", 3), "any", "any"])))
+    # no carry (vmapc.map); no sequence (fori_loop), indexing a constant by the counter
+    body = sub(lambda x: (x @ x.T,), t23)
+    ts = [_T((3, 2, 3), F)]
+    out.append(Sample("scan_map", single_op("scan", ts, {"body": body, "length": 3, "reverse": False,
+                                                         "n_consts": 0, "n_carry": 0}), _gen(ts, ["any"])))
+    body = sub(lambda table, i, acc: (i + 1, acc + table[i]), _T((6, 2), F), si, _T((2,), F))
+    ts = [_T((6, 2), F), si, _T((2,), F)]
+    out.append(Sample("scan_fori", single_op("scan", ts, {"body": body, "length": 6, "reverse": False,
+                                                          "n_consts": 1, "n_carry": 2}),
+                      _gen(ts, ["any", ("index", 1), "any"])))
+    body = sub(lambda c, x: (c * x, c - x), s, s)
+    ts = [s, _T((0,), F)]
+    out.append(Sample("scan_empty", single_op("scan", ts, {"body": body, "length": 0, "reverse": False,
+                                                           "n_consts": 0, "n_carry": 1}), _gen(ts, ["any"] * 2)))
+    return out
+
+
+def _spec(t: TensorType):
+    from .tracing import ShapeDtype
+    return ShapeDtype(t.shape, t.dtype)
 
 
 def sampled_ops() -> set:

@@ -253,7 +253,8 @@ class Tracer:
         raise TracerBoolConversionError(
             "the truth value of a traced array is not known while tracing, so Python control flow "
             "(if/while/and/or/not) cannot depend on it. Compute both sides and choose with "
-            "vmapc.numpy.where(cond, x, y) (np.where traces too).", user_loc())
+            "vmapc.numpy.where(cond, x, y) (np.where traces too), or use vmapc.cond / vmapc.switch "
+            "for branches and vmapc.while_loop / fori_loop / scan for loops.", user_loc())
 
     def _concrete(self, what):
         raise TracerConversionError(

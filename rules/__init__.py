@@ -12,6 +12,7 @@ shape           reshape, transpose, broadcast, concat, slice,   native
                 rev, pad
 indexing        ``take``, ``take_along_axis``, ``dynamic_slice``  native
 creation        ``iota``, ``constant`` (never batched)           native
+control         ``cond``, ``while_loop``, ``scan``                 native
 ==============  ==============================================  ========
 
 A *family* rule is one function serving a whole family; a *native* rule is
@@ -25,13 +26,13 @@ from __future__ import annotations
 
 from vmapc.ops import OPS
 
-from . import contraction, creation, elementwise, indexing, reduction, shape
+from . import contraction, control, creation, elementwise, indexing, reduction, shape
 from .fallback import MODES, fallback_mode, fallback_rule, get_mode, set_mode  # noqa: F401
 
 BATCH_RULES: dict = {}
 RULE_KINDS: dict = {}
 for _module, _kind in ((elementwise, "family"), (reduction, "family"), (contraction, "native"),
-                       (shape, "native"), (indexing, "native"), (creation, "native")):
+                       (shape, "native"), (indexing, "native"), (creation, "native"), (control, "native")):
     for _name, _rule in _module.RULES.items():
         BATCH_RULES[_name] = _rule
         RULE_KINDS[_name] = _kind

@@ -18,8 +18,9 @@ import pytest
 
 import vmapc
 from vmapc import errors, lowering, rules
-from vmapc.errors import (ArtifactError, AutodiffError, BatchingError, CallError, CompileError, DTypeError, ExecutionError,
-                          IRError, IRParseError, Loc, LoweringError, NotCallableError, OutOfBoundsError,
+from vmapc.errors import (ArtifactError, AutodiffError, BatchingError, CallError, CompileError, ControlFlowError,
+                          DTypeError, ExecutionError, IRError, IRParseError, Loc, LoweringError, NotCallableError,
+                          OutOfBoundsError,
                           ShapeError, TargetError, TracerBoolConversionError, TracerConversionError,
                           TracingError, UnsupportedError, VmapcError)
 
@@ -54,7 +55,8 @@ def entry(stage, exc, message, loc=True):
 
 # --- tracing ---------------------------------------------------------------------------------------
 
-@entry("trace", TracerBoolConversionError, r"truth value of a traced array .* vmapc\.numpy\.where")
+@entry("trace", TracerBoolConversionError, r"truth value of a traced array .* vmapc\.numpy\.where.* vmapc\.cond "
+                                          r"/ vmapc\.switch .* vmapc\.while_loop / fori_loop / scan")
 def python_if_on_tracer():
     def f(x):
         if x.sum() > 0:  # <-- python_if_on_tracer
@@ -223,6 +225,77 @@ def huge_broadcast():
 @entry("trace", ShapeError, r"multiply: the result would have shape \(4294967296,4294967296\)")
 def huge_outer_product():
     vmapc.trace(lambda x: np.outer(x, x), F32[2 ** 32])  # <-- huge_outer_product
+
+
+# --- control flow ----------------------------------------------------------------------------------
+
+@entry("trace", ControlFlowError, r"vmapc\.cond: the branches return different structures: false_fn returns "
+                                  r"\(\*, \*\) and true_fn returns \*")
+def cond_branches_differ_in_structure():
+    vmapc.trace(lambda x: vmapc.cond(x[0] > 0, lambda a: a, lambda a: (a, a), x), F32[3])  # <-- cond_branches_differ_in_structure
+
+
+@entry("trace", ControlFlowError, r"vmapc\.switch: the branches return different dtypes for output: "
+                                  r"branches\[0\] returns f32\[3\], branches\[1\] returns i32\[3\]")
+def switch_branches_differ_in_dtype():
+    vmapc.trace(lambda x, i: vmapc.switch(i, [lambda a: a, lambda a: a.astype(np.int32)], x), F32[3], I32[()])  # <-- switch_branches_differ_in_dtype
+
+
+@entry("trace", ControlFlowError, r"vmapc\.cond: the branches return different shapes for output: "
+                                  r"false_fn returns f32\[\], true_fn returns f32\[3\]")
+def cond_branches_differ_in_shape():
+    vmapc.trace(lambda x: vmapc.cond(x[0] > 0, lambda a: a, lambda a: a.sum(), x), F32[3])  # <-- cond_branches_differ_in_shape
+
+
+@entry("trace", ControlFlowError, r"vmapc\.cond: the predicate must be a 0-d bool or integer, got bool\[3\] "
+                                  r"\(reduce it first, e\.g\. with \.any\(\) or \.all\(\)\)")
+def cond_predicate_not_scalar():
+    vmapc.trace(lambda x: vmapc.cond(x > 0, lambda a: a, lambda a: -a, x), F32[3])  # <-- cond_predicate_not_scalar
+
+
+@entry("trace", ControlFlowError, r"vmapc\.cond: the predicate must be a 0-d bool or integer, got f32\[\] "
+                                  r"\(compare it first, e\.g\. x > 0\)")
+def cond_predicate_float():
+    vmapc.trace(lambda x: vmapc.cond(x[0], lambda a: a, lambda a: -a, x), F32[3])  # <-- cond_predicate_float
+
+
+@entry("trace", ControlFlowError, r"vmapc\.switch: branches is empty")
+def switch_without_branches():
+    vmapc.trace(lambda x, i: vmapc.switch(i, [], x), F32[3], I32[()])  # <-- switch_without_branches
+
+
+@entry("trace", ControlFlowError, r"vmapc\.while_loop: the body changes the shape of the carry init_val\[1\] "
+                                  r"from f32\[3\] to f32\[\]; a loop carry keeps its shape and dtype")
+def while_body_changes_shape():
+    vmapc.trace(lambda x: vmapc.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1].sum()), (0, x)), F32[3])  # <-- while_body_changes_shape
+
+
+@entry("trace", ControlFlowError, r"vmapc\.fori_loop: the body changes the dtype of the carry init_val from "
+                                  r"f32\[3\] to f64\[3\]; a loop carry keeps its shape and dtype")
+def fori_body_changes_dtype():
+    vmapc.trace(lambda x: vmapc.fori_loop(0, 3, lambda i, c: c * np.float64(2), x), F32[3])  # <-- fori_body_changes_dtype
+
+
+@entry("trace", ControlFlowError, r"vmapc\.scan: the body returns a carry of structure \(\*, \*\), but the init "
+                                  r"has structure \*")
+def scan_body_changes_structure():
+    vmapc.trace(lambda x: vmapc.scan(lambda c, t: ((c, c), t), 0.0, x), F32[3])  # <-- scan_body_changes_structure
+
+
+@entry("trace", ControlFlowError, r"vmapc\.while_loop: cond_fn must return a 0-d bool, got bool\[3\]")
+def while_cond_not_scalar():
+    vmapc.trace(lambda x: vmapc.while_loop(lambda c: c > 0, lambda c: c - 1, x), F32[3])  # <-- while_cond_not_scalar
+
+
+@entry("trace", ShapeError, r"vmapc\.scan: the inputs have different lengths along axis 0 \(xs\[0\] has 3, "
+                            r"xs\[1\] has 4\)")
+def scan_lengths_differ():
+    vmapc.trace(lambda x, y: vmapc.scan(lambda c, t: (c, t[0] * t[1]), 0.0, (x, y)), F32[3], F32[4])  # <-- scan_lengths_differ
+
+
+@entry("trace", ControlFlowError, r"vmapc\.scan: f must return a pair \(carry, y\), got a value of structure \*")
+def scan_body_not_a_pair():
+    vmapc.trace(lambda x: vmapc.scan(lambda c, t: c + t, 0.0, x), F32[3])  # <-- scan_body_not_a_pair
 
 
 # --- batching --------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ the choice of op: ``divui``, ``cmpi ult``, ``uitofp``...). A symbolic dim such a
 
 The table :data:`LOWERINGS` has one rule per op of :data:`vmapc.ops.OPS`, assembled
 here from one module per op family (mirroring :mod:`vmapc.rules`): ``elementwise``,
-``reduction``, ``contraction``, ``shape``, ``indexing``, ``creation``. ``base`` holds
+``reduction``, ``contraction``, ``shape``, ``indexing``, ``creation``, ``control`` (``scf``
+loops and branches around the sub-programs' kernels). ``base`` holds
 the shared helpers (MLIR types, scalar arithmetic, maps, :class:`LoweringContext`) and
 ``module`` lowers whole functions and modules. A rule is::
 
@@ -64,10 +65,10 @@ compiler session's, see ``docs/architecture.md``), verifies it, and returns a
 
 from __future__ import annotations
 
-from . import contraction, creation, elementwise, indexing, reduction, shape
+from . import contraction, control, creation, elementwise, indexing, reduction, shape
 from .base import LoweringContext, element_type, tensor_type  # noqa: F401
 from .module import LIBM_F64_OPS, LIBM_OPS, LoweredModule, lower, needs_libm  # noqa: F401
 
 LOWERINGS: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control):
     LOWERINGS.update(_module.RULES)

@@ -29,6 +29,9 @@ LIBM_OPS = {"sin", "cos", "tan", "arctan", "arctan2"}   # IREE's float32 atan/at
 LIBM_F64_OPS = {"tanh", "arcsin", "arccos", "arctan", "arctan2", "floor_divide", "remainder"}
 
 
+CONTROL_FLOW_OPS = {"cond", "while_loop", "scan"}
+
+
 def needs_libm(eqn) -> bool:
     if eqn.op in LIBM_OPS:
         return True
@@ -50,6 +53,8 @@ class LoweredModule:
         self.target = target
         self.needs_libm = ((target is None or bool(target.libm_flags))
                            and any(needs_libm(e) for f in functions for e in walk_eqns(f)))
+        # branches and loops (scf.if/for/while) get the target's control_flow_flags
+        self.has_control_flow = any(e.op in CONTROL_FLOW_OPS for f in functions for e in walk_eqns(f))
 
     @property
     def text(self) -> str:

@@ -132,6 +132,8 @@ def _loops(ufunc, args, dtype=None):
     ufunc's ``dtype=`` argument: it fixes the output dtype, and the inputs must cast to the
     loop's under NumPy's default 'same_kind' rule."""
     keys = tuple(_resolve_key(a) for a in args)
+    if all(isinstance(k, type) for k in keys):   # only (traced) Python numbers: int64 / float64
+        keys = tuple({int: dt.INT64, float: dt.FLOAT64}[k] for k in keys)
     kw = {}
     if dtype is not None:
         kw["signature"] = (None,) * ufunc.nin + (dt.canonical(dtype, f"numpy.{ufunc.__name__} dtype"),)

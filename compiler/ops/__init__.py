@@ -14,10 +14,12 @@ The IR is stricter than NumPy so that each stage stays simple:
   that NumPy's broadcasting and promotion imply;
 * reductions drop the reduced axes (``keepdims`` is a reshape afterwards);
 * all contractions are ``dot_general`` (as in XLA): output dims are the batch dims,
-  then the lhs free dims, then the rhs free dims.
+  then the lhs free dims, then the rhs free dims;
+* control flow (``cond``, ``while_loop``, ``scan``) carries its branches and loop bodies
+  as sub-programs (attributes that are Functions).
 
 The definitions live in one module per op family (``elementwise``, ``reduction``,
-``contraction``, ``shape``, ``indexing``, ``creation``), as the interpretations do:
+``contraction``, ``shape``, ``indexing``, ``creation``, ``control``), as the interpretations do:
 :mod:`vmapc.reference`, :mod:`vmapc.rules` and :mod:`vmapc.lowering` are packages with
 the same family modules. ``core`` holds the registry and the shared checks.
 
@@ -30,7 +32,7 @@ missing.
 from __future__ import annotations
 
 from .core import MAX_BYTES, OPS, Op, check_size, define, infer_types  # noqa: F401
-from . import contraction, creation, elementwise, indexing, reduction, shape  # noqa: F401,E402  (they define the ops)
+from . import contraction, control, creation, elementwise, indexing, reduction, shape  # noqa: F401,E402  (they define the ops)
 from .elementwise import BINARY, UNARY  # noqa: F401,E402
 from .reduction import IDENTITY_FREE, REDUCE  # noqa: F401,E402
 

@@ -24,10 +24,10 @@ import numpy as np
 from ..errors import CallError
 from ..ir import Function
 from ..shapes import Sym, bind, resolve
-from . import contraction, creation, elementwise, indexing, reduction, shape
+from . import contraction, control, creation, elementwise, indexing, reduction, shape
 
 RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control):
     RULES.update(_module.RULES)
 
 
