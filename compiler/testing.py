@@ -678,14 +678,16 @@ def run_compiled(cases, target="cpu", driver=None, group: int = 32, modules: int
 def to_float64(fn: Function) -> Function:
     """`fn` with every floating-point value in float64 (inputs, results, the targets of
     conversions and float constants), for finite differences that are not swamped by
-    rounding."""
+    rounding. Sub-programs (branches, loop bodies) are converted too."""
+    from .ir import map_subfunctions
+
     def f64(t):
         return TensorType(t.shape, dt.FLOAT64) if dt.is_float(t.dtype) else t
     b = Builder()
     ins = [Var(f64(v.type), v.hint) for v in fn.inputs]
     env = {id(v): n for v, n in zip(fn.inputs, ins)}
     for e in fn.eqns:
-        attrs = dict(e.attrs)
+        attrs = map_subfunctions(e, to_float64)
         if "dtype" in attrs and dt.is_float(attrs["dtype"]):
             attrs["dtype"] = dt.FLOAT64
         if isinstance(attrs.get("value"), np.ndarray) and dt.is_float(attrs["value"].dtype):

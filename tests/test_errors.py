@@ -771,6 +771,16 @@ def jacrev_of_an_integer_output():
     vmapc.jacrev(lambda x: np.argmax(x, axis=0))(X)  # <-- jacrev_of_an_integer_output
 
 
+@entry("autodiff", AutodiffError, r"reverse-mode differentiation \(grad, vjp, jacrev\) of while_loop: the number "
+       r"of steps is only known at run time")
+def grad_through_while_loop():
+    def f(x):
+        step = lambda c: (c[0] + 1, np.sin(c[1]))  # noqa: E731
+        _, y = vmapc.while_loop(lambda c: c[0] < 3, step, (np.int32(0), x))  # <-- grad_through_while_loop
+        return np.sum(y)
+    vmapc.grad(f)(X)
+
+
 @entry("autodiff", NotCallableError, r"vmapc\.grad: expected a function, got int")
 def grad_of_non_function():
     vmapc.grad(3)  # <-- grad_of_non_function

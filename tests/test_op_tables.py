@@ -25,7 +25,9 @@ def test_tables_have_no_strays():
 def test_every_op_is_differentiable_or_listed_as_a_constant():
     from vmapc.autodiff import JVP_RULES, NON_DIFFERENTIABLE, VJP_RULES
     assert sorted(set(OPS) - set(JVP_RULES) - NON_DIFFERENTIABLE) == []
-    assert sorted(set(OPS) - set(VJP_RULES) - NON_DIFFERENTIABLE) == []
+    # reverse mode refuses while_loop with a clear error (vmapc.autodiff.reverse.NO_REVERSE)
+    from vmapc.autodiff.reverse import NO_REVERSE
+    assert sorted(set(OPS) - set(VJP_RULES) - NON_DIFFERENTIABLE - set(NO_REVERSE)) == []
     assert sorted(NON_DIFFERENTIABLE & (set(JVP_RULES) | set(VJP_RULES))) == []
     for table in (JVP_RULES, VJP_RULES, NON_DIFFERENTIABLE):
         assert sorted(set(table) - set(OPS)) == []

@@ -33,14 +33,14 @@ from __future__ import annotations
 from ...errors import AutodiffError
 from ...ir import Builder, Function, Var, dead_code_elimination
 from ..helpers import NON_DIFFERENTIABLE, add, is_differentiable, zeros_like
-from . import contraction, elementwise, indexing, reduction, shape
+from . import contraction, control, elementwise, indexing, reduction, shape
 
 VJP_RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing):
+for _module in (elementwise, reduction, contraction, shape, indexing, control):
     VJP_RULES.update(_module.RULES)
 
 # Ops that reverse mode refuses, with the reason (ops that exist in forward mode only).
-NO_REVERSE: dict = {}
+NO_REVERSE: dict = {"while_loop": control.WHILE_LOOP}
 
 # Ops that carry sub-programs (loops, branches) may keep values of their forward pass for
 # the backward pass (a loop's carry at every step): ``FORWARD_RULES[op](b, primals,
@@ -48,8 +48,8 @@ NO_REVERSE: dict = {}
 # forward pass. The reverse rule of an op in ``WHOLE_OPS`` is called with two more
 # keyword arguments, ``active`` (whose operands' cotangents are wanted) and
 # ``residuals`` (what its forward rule kept, or None).
-FORWARD_RULES: dict = {}
-WHOLE_OPS: set = set()
+FORWARD_RULES: dict = {"scan": control.scan_forward}
+WHOLE_OPS: set = set(control.RULES)
 
 
 def vjp_function(fn: Function, wrt=None, cotangents=None, name: str | None = None) -> Function:
