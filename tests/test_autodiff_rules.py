@@ -20,6 +20,7 @@ from vmapc.autodiff import NON_DIFFERENTIABLE, jvp_function, vjp_function
 from vmapc.autodiff.reverse import NO_REVERSE
 from vmapc.ir import Function
 from vmapc.ops import OPS
+from vmapc.vmap import vmap
 
 # ops whose derivative is defined as something other than the limit of the difference
 # quotient: stop_gradient (0 by definition) is checked on its own below
@@ -27,16 +28,37 @@ NOT_BY_DIFFERENCES = {"stop_gradient"}
 # remainder jumps where x / y crosses an integer: keep the divisor away from 0, so the
 # finite difference never straddles a jump
 DOMAINS = {"remainder": ["any", "positive"]}
+# sorts and running extremes are not differentiable where elements tie (the samples'
+# "ties" values): check them at distinct values, a shuffled grid of step 0.25 (exact in
+# float16 too) (the rules' choice at ties is pinned in test_autodiff_integration.py)
+DISTINCT = {"sort", "top_k", "cumulative"}
+# scatter modes without a derivative rule (they raise AutodiffError: tested below)
+REFUSED_SCATTER = {"multiply", "min", "max"}
+
+
+def _distinct_gen(types):
+    def gen(rng):
+        def one(t):
+            if not dt.is_float(t.dtype):
+                return testing.random_array(rng, t)
+            n = int(np.prod(t.shape))
+            return ((rng.permutation(n) - n / 2) * 0.25).reshape(t.shape).astype(t.dtype)
+        return [one(t) for t in types]
+    return gen
 
 
 def _samples(dtypes):
     out = []
     for s in testing.differentiable_samples(dtypes):
-        op = s.fn.eqns[0].op
-        if op in NOT_BY_DIFFERENCES:
+        e = s.fn.eqns[0]
+        if e.op in NOT_BY_DIFFERENCES or "collective" in s.tags:
             continue
-        if op in DOMAINS:
-            s = testing.Sample(s.name, s.fn, testing._gen(s.fn.in_types, DOMAINS[op]))
+        if e.op == "scatter" and e.attrs["mode"] in REFUSED_SCATTER:
+            continue
+        if e.op in DOMAINS:
+            s = testing.Sample(s.name, s.fn, testing._gen(s.fn.in_types, DOMAINS[e.op]))
+        if e.op in DISTINCT:
+            s = testing.Sample(s.name, s.fn, _distinct_gen(s.fn.in_types))
         out.append(s)
     return out
 
@@ -46,11 +68,63 @@ BY_OP = collections.defaultdict(list)
 for _s in SAMPLES:
     BY_OP[_s.fn.eqns[0].op].append(_s)
 SECOND_ORDER_FAMILIES = {"elementwise", "reduction", "contraction"}
+# the collectives only mean something under the vmap that binds their axis: checked on
+# their own (test_collective_rules_match_finite_differences_under_vmap)
+COLLECTIVE_SAMPLES = [s for s in testing.differentiable_samples("all") if "collective" in s.tags]
+COLLECTIVE_OPS = {s.fn.eqns[0].op for s in COLLECTIVE_SAMPLES}
 
 
 def test_every_differentiable_op_is_sampled():
-    have = set(BY_OP) | NOT_BY_DIFFERENCES
+    have = set(BY_OP) | NOT_BY_DIFFERENCES | COLLECTIVE_OPS
     assert sorted(set(OPS) - NON_DIFFERENTIABLE - have) == []
+
+
+def test_scatter_modes_without_a_rule_raise_a_clear_error():
+    from vmapc.errors import AutodiffError
+    for s in testing.differentiable_samples("few"):
+        e = s.fn.eqns[0]
+        if e.op == "scatter" and e.attrs["mode"] in REFUSED_SCATTER:
+            for transform in (jvp_function, vjp_function):
+                with pytest.raises(AutodiffError, match=f"scatter\\[mode={e.attrs['mode']}\\]"):
+                    transform(s.fn)
+
+
+@pytest.mark.parametrize("op", sorted(COLLECTIVE_OPS))
+def test_collective_rules_match_finite_differences_under_vmap(op):
+    """A collective's derivative couples the examples: the JVP and VJP programs of the
+    per-example program, batched by the vmap that binds the axis, must be the derivative
+    of the batched program (central differences in float64; reverse mode by the
+    dot-product test). This is where psum's transpose being psum is checked."""
+    from vmapc.testing import _collective_program
+    rng = np.random.default_rng(5)
+    eps, B = 1e-6, 3
+    for s in COLLECTIVE_SAMPLES:
+        if s.fn.eqns[0].op != op:
+            continue
+        fn = testing.to_float64(_collective_program(s, B))
+
+        def batched(p):
+            return vmap(p, in_dims=(0,) * len(p.inputs), out_dims=0, axis_size=B, axis_name="i")
+        f, jf, vf = batched(fn), batched(jvp_function(fn)), batched(vjp_function(fn))
+        x = rng.normal(size=(B,) + fn.inputs[0].shape)
+        if op in ("pmax", "pmin"):
+            x[1] = x[0]          # a tie between two examples (not at the extreme of every element)
+            x[0] += 5.0          # ... broken at the extreme
+        t = rng.normal(size=x.shape)
+        (fp,), (fm,) = testing.evaluate(f, x + eps * t), testing.evaluate(f, x - eps * t)
+        fd = (fp - fm) / (2 * eps)
+        np.testing.assert_allclose(testing.evaluate(jf, x, t)[1], fd, rtol=1e-5, atol=1e-5, err_msg=s.name)
+        ct = rng.normal(size=fd.shape)
+        g = testing.evaluate(vf, x, ct)[1]
+        np.testing.assert_allclose(np.sum(g * t), np.sum(ct * fd), rtol=1e-5, atol=1e-5, err_msg=s.name)
+
+
+def test_pmax_splits_the_derivative_between_tied_examples():
+    """Where examples tie for the maximum, each gets an equal share (reduce_max's rule)."""
+    s = next(s for s in COLLECTIVE_SAMPLES if s.name.startswith("pmax_f64_0d"))
+    jf = vmap(jvp_function(s.fn), in_dims=(0, 0), out_dims=0, axis_size=3, axis_name="i")
+    _, tan = testing.evaluate(jf, np.array([2.0, 2.0, 1.0]), np.array([1.0, 3.0, 100.0]))
+    np.testing.assert_allclose(tan, [2.0, 2.0, 2.0])
 
 
 @pytest.mark.parametrize("op", sorted(BY_OP))
@@ -128,7 +202,7 @@ N_SHARDS = 2
 
 def test_compiled_cases_cover_every_differentiable_op():
     ops = {e.op for c in COMPILED for e in c.fn.eqns}
-    assert sorted(set(OPS) - NON_DIFFERENTIABLE - ops) == []
+    assert sorted(set(OPS) - NON_DIFFERENTIABLE - COLLECTIVE_OPS - ops) == []
 
 
 @pytest.mark.parametrize("shard", range(N_SHARDS))
