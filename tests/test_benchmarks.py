@@ -58,7 +58,7 @@ def test_optional_peers_are_checked_or_skipped_with_a_note(quick):
 def test_quick_per_example_gradient_benchmark_checks_its_contenders(tmp_path, vmapc_shared_cache):
     """benchmarks/grads.py --quick: vmapc's per-example gradients of both workloads (and the
     loop) against the gradients derived by hand. The peers (JAX, torch.func) are left out
-    here to keep CI short (importing and compiling them took most of this test's minute);
+    here to keep CI short (they added ~25 s to its ~90 s on the shared 2-core machine);
     every run of the benchmark itself checks every contender in every cell."""
     contenders = "vmapc,loop,numpy"
     p = subprocess.run([sys.executable, "-m", "benchmarks.grads", "--quick", "--out", str(tmp_path),
