@@ -52,4 +52,5 @@ def scatter_rule(b, primals, tangents, outs, axis, batch_dims, mode):
     return [b.emit("scatter", tx, idx, tu, axis=axis, batch_dims=batch_dims, mode=mode)]
 
 
-RULES = {"update_slice": update_slice_rule, "scatter": scatter_rule, "take": take_rule, "take_along_axis": take_along_axis_rule, "dynamic_slice": dynamic_slice_rule}
+RULES = {"update_slice": update_slice_rule, "scatter": scatter_rule, "take": take_rule,
+         "take_along_axis": take_along_axis_rule, "dynamic_slice": dynamic_slice_rule}

@@ -99,7 +99,7 @@ def dynamic_slice_rule(b, primals, outs, cts, sizes):
 
 
 def update_slice_rule(b, primals, outs, cts):
-    x, upd, starts, (ct,) = primals[0], primals[1], primals[2:], cts
+    upd, starts, (ct,) = primals[1], primals[2:], cts
     ct_x = b.emit("update_slice", ct, zeros_like(b, upd), *starts)
     ct_upd = b.emit("dynamic_slice", ct, *starts, sizes=tuple(upd.shape))
     return [ct_x, ct_upd] + [None] * len(starts)
@@ -133,4 +133,5 @@ def scatter_rule(b, primals, outs, cts, axis, batch_dims, mode):
     return [ct_x, None, ct_upd]
 
 
-RULES = {"update_slice": update_slice_rule, "scatter": scatter_rule, "take": take_rule, "take_along_axis": take_along_axis_rule, "dynamic_slice": dynamic_slice_rule}
+RULES = {"update_slice": update_slice_rule, "scatter": scatter_rule, "take": take_rule,
+         "take_along_axis": take_along_axis_rule, "dynamic_slice": dynamic_slice_rule}
