@@ -57,8 +57,10 @@ def test_optional_peers_are_checked_or_skipped_with_a_note(quick):
 
 def test_quick_per_example_gradient_benchmark_checks_its_contenders(tmp_path, vmapc_shared_cache):
     """benchmarks/grads.py --quick: vmapc's per-example gradients of both workloads (and the
-    loop, JAX and torch.func where installed) against the gradients derived by hand."""
-    contenders = "vmapc,loop,numpy,jax,torch.vmap"
+    loop) against the gradients derived by hand. The peers (JAX, torch.func) are left out
+    here to keep CI short (they added ~25 s to its ~90 s on the shared 2-core machine);
+    every run of the benchmark itself checks every contender in every cell."""
+    contenders = "vmapc,loop,numpy"
     p = subprocess.run([sys.executable, "-m", "benchmarks.grads", "--quick", "--out", str(tmp_path),
                         "--contenders", contenders], cwd=ROOT, capture_output=True, text=True, timeout=900,
                        env=dict(os.environ, VMAPC_CACHE_DIR=str(vmapc_shared_cache)))
@@ -68,10 +70,3 @@ def test_quick_per_example_gradient_benchmark_checks_its_contenders(tmp_path, vm
     assert {c["workload"] for c in results["cells"]} == {"mlp", "attention"}
     for c in results["cells"]:
         assert not c["failed"] and {"vmapc", "loop", "numpy"} <= set(c["checked"]), c
-    for peer, module in (("jax", "jax"), ("torch.vmap", "torch")):
-        try:
-            __import__(module)
-        except Exception:
-            print(f"{peer}: not installed here; the benchmark skipped it with a note")
-            continue
-        assert all(peer in c["checked"] for c in results["cells"]), peer

@@ -332,7 +332,11 @@ class _Pullback:
     of the primals out (a tuple, one per primal)."""
 
     def __init__(self, fn, primals, has_aux):
-        self.run = Transformed(lambda p, c: _pullback_impl(fn, p, has_aux, c), fn, "vjp")
+        def pullback(primals, cotangent):
+            return _pullback_impl(fn, primals, has_aux, cotangent)
+        # the compiled program takes (primals, cotangent), so its signature is this one's, not fn's
+        pullback.__name__ = getattr(fn, "__name__", "fn")
+        self.run = Transformed(pullback, pullback, "vjp")
         self.primals = primals
 
     def __call__(self, ct):

@@ -88,8 +88,10 @@ def sum_to_scalar(b: Builder, x: Var) -> Var:
 
 
 # Ops whose results are constants to differentiation: they produce integers or bools
-# (comparisons, logical and bitwise ops, predicates, arg-reductions), or take no
-# operands. Every other op has a forward and a reverse rule
+# (comparisons, logical, bitwise and shift ops, predicates, arg-reductions), random
+# bits and keys (``threefry2x32``, ``key_use``: the identity on a uint32 key), the bits
+# of a value read as another dtype (``bitcast``: no derivative, as in JAX), an
+# example's index (``axis_index``), or take no operands. Every other op has a forward and a reverse rule
 # (``tests/test_op_tables.py`` checks both tables against this list).
 NON_DIFFERENTIABLE = frozenset({
     "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
@@ -98,4 +100,5 @@ NON_DIFFERENTIABLE = frozenset({
     "isnan", "isfinite", "isinf",
     "argmax", "argmin", "reduce_any", "reduce_all",
     "iota", "constant",
+    "left_shift", "right_shift", "bitcast", "threefry2x32", "key_use", "axis_index",
 })

@@ -25,16 +25,16 @@ from __future__ import annotations
 from ...errors import AutodiffError
 from ...ir import Builder, Function, Var
 from ..helpers import NON_DIFFERENTIABLE, is_differentiable, zeros_like
-from . import contraction, control, elementwise, indexing, reduction, shape
+from . import collective, contraction, control, elementwise, indexing, reduction, shape, sorting
 
 JVP_RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, control):
+for _module in (elementwise, reduction, contraction, shape, indexing, control, sorting, collective):
     JVP_RULES.update(_module.RULES)
 
 # Ops that carry sub-programs (a loop body, branches) are rewritten whole: their rule
 # computes the primal results too, ``rule(b, primals, tangents, **attrs) -> (outs,
 # tangents)``, in place of the copied equation.
-WHOLE_OPS: set = set(control.RULES)
+WHOLE_OPS: set = set(control.RULES) | sorting.WHOLE
 
 
 def jvp_function(fn: Function, active=None, name: str | None = None) -> Function:

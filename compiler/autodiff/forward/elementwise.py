@@ -20,7 +20,9 @@ and PyTorch pick (``docs/autodiff.md`` lists them):
   the partial in y is 0 where ``x == 0``;
 * ``floor``, ``ceil``, ``round``, ``sign``, ``floor_divide`` and ``stop_gradient``:
   0 everywhere (their derivative, where it exists);
-* ``remainder(x, y) = x - y * floor(x / y)``: 1 in x, ``-floor(x / y)`` in y.
+* ``remainder(x, y) = x - y * floor(x / y)``: 1 in x, ``-floor(x / y)`` in y;
+* ``copysign(x, y) = |x|`` with y's sign: ``sign(x) * sign(out)`` in x (0 at
+  ``x == 0``, the kink of ``abs``), 0 in y (a jump where y changes sign).
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ BINARY_PARTIALS = {
     "maximum": lambda b, x, y, out: _max_partials(b, x, y, out, "greater"),
     "minimum": lambda b, x, y, out: _max_partials(b, x, y, out, "less"),
     "arctan2": _atan2_partials,
+    "copysign": lambda b, x, y, out: (ew(b, "multiply", ew(b, "sign", x), ew(b, "sign", out)), 0),
 }
 
 

@@ -33,10 +33,10 @@ from __future__ import annotations
 from ...errors import AutodiffError
 from ...ir import Builder, Function, Var, dead_code_elimination
 from ..helpers import NON_DIFFERENTIABLE, add, is_differentiable, zeros_like
-from . import contraction, control, elementwise, indexing, reduction, shape
+from . import collective, contraction, control, elementwise, indexing, reduction, shape, sorting
 
 VJP_RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, control):
+for _module in (elementwise, reduction, contraction, shape, indexing, control, sorting, collective):
     VJP_RULES.update(_module.RULES)
 
 # Ops that reverse mode refuses, with the reason (ops that exist in forward mode only).
@@ -48,8 +48,8 @@ NO_REVERSE: dict = {"while_loop": control.WHILE_LOOP}
 # forward pass. The reverse rule of an op in ``WHOLE_OPS`` is called with two more
 # keyword arguments, ``active`` (whose operands' cotangents are wanted) and
 # ``residuals`` (what its forward rule kept, or None).
-FORWARD_RULES: dict = {"scan": control.scan_forward}
-WHOLE_OPS: set = set(control.RULES)
+FORWARD_RULES: dict = {"scan": control.scan_forward, **sorting.FORWARD}
+WHOLE_OPS: set = set(control.RULES) | set(sorting.FORWARD)
 
 
 def vjp_function(fn: Function, wrt=None, cotangents=None, name: str | None = None) -> Function:

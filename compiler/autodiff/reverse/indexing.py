@@ -14,6 +14,18 @@ The rules express it with ops that exist for every target:
   cotangent lands at ``start`` (clamped as the forward op clamps it), zeros
   elsewhere.
 
+The writes are linear in (operand, updates):
+
+* ``update_slice``: the operand gets the cotangent with the written window zeroed
+  (``update_slice`` of zeros), the update gets the window (``dynamic_slice``, which
+  clamps its starts as ``update_slice`` does);
+* ``scatter[mode=add]``: the operand gets the cotangent, the updates the cotangent
+  gathered at their indices (``take``);
+* ``scatter[mode=set]``: the operand gets the cotangent zeroed where it was
+  overwritten; each update gets the cotangent at its index if it is the update that
+  was written there (with duplicate indices, the last one: found by scattering each
+  update's position and reading it back), else 0.
+
 Indices are integers and get no cotangent.
 """
 
@@ -22,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes as dt
-from ..helpers import ew, unbroadcast, zeros
+from ..forward.indexing import refuse_scatter_mode
+from ..helpers import ew, unbroadcast, zeros, zeros_like
 
 
 def clamped_indices(b, idx, n):
@@ -85,4 +98,40 @@ def dynamic_slice_rule(b, primals, outs, cts, sizes):
     return [b.emit("dynamic_slice", padded, *offsets, sizes=tuple(x.shape))] + [None] * len(starts)
 
 
-RULES = {"take": take_rule, "take_along_axis": take_along_axis_rule, "dynamic_slice": dynamic_slice_rule}
+def update_slice_rule(b, primals, outs, cts):
+    upd, starts, (ct,) = primals[1], primals[2:], cts
+    ct_x = b.emit("update_slice", ct, zeros_like(b, upd), *starts)
+    ct_upd = b.emit("dynamic_slice", ct, *starts, sizes=tuple(upd.shape))
+    return [ct_x, ct_upd] + [None] * len(starts)
+
+
+def _winners(b, x, idx, upd, axis, batch_dims):
+    """True where an update is the one a ``set`` scatter wrote (the last of duplicates)."""
+    ishape = tuple(idx.shape[batch_dims:])
+    ni = len(ishape)
+    if ni == 0:
+        return None                        # one update per element: every update is written
+    m = int(np.prod(ishape))
+    ids = b.reshape(b.emit("iota", shape=(m,), dimension=0, dtype=dt.INT64), ishape)
+    ids = b.broadcast_in_dim(ids, tuple(upd.shape), tuple(range(axis, axis + ni)))
+    attrs = dict(axis=axis, batch_dims=batch_dims)
+    written = b.emit("scatter", b.full(tuple(x.shape), -1, np.int64), idx, ids, mode="set", **attrs)
+    return ew(b, "equal", b.emit("take", written, idx, **attrs), ids)
+
+
+def scatter_rule(b, primals, outs, cts, axis, batch_dims, mode):
+    refuse_scatter_mode(mode)
+    (x, idx, upd), (ct,) = primals, cts
+    attrs = dict(axis=axis, batch_dims=batch_dims)
+    ct_upd = b.emit("take", ct, idx, **attrs)
+    if mode == "add":
+        return [ct, None, ct_upd]
+    ct_x = b.emit("scatter", ct, idx, zeros_like(b, upd), mode="set", **attrs)
+    win = _winners(b, x, idx, upd, axis, batch_dims)
+    if win is not None:
+        ct_upd = ew(b, "select", win, ct_upd, zeros_like(b, upd))
+    return [ct_x, None, ct_upd]
+
+
+RULES = {"update_slice": update_slice_rule, "scatter": scatter_rule, "take": take_rule,
+         "take_along_axis": take_along_axis_rule, "dynamic_slice": dynamic_slice_rule}
