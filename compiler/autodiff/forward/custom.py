@@ -4,6 +4,7 @@ else from the forward-mode program of its body."""
 
 from __future__ import annotations
 
+from ...errors import VmapcError
 from ..helpers import is_differentiable
 
 
@@ -11,7 +12,10 @@ def custom_rule(b, primals, tangents, outs, name, body):
     from ...custom import apply_jvp, lookup
     op = lookup(name)
     if op is not None and op.jvp_rule is not None:
-        return apply_jvp(op, b, primals, tangents, outs)
+        try:
+            return apply_jvp(op, b, primals, tangents, outs)
+        except VmapcError as err:       # at the line that called the op
+            raise err.with_loc(b.loc)
     from . import jvp_function
     active = [t is not None and is_differentiable(p) for p, t in zip(primals, tangents)]
     j = jvp_function(body, active, name=body.name)

@@ -5,6 +5,7 @@ the reverse-mode program of its body (which recomputes the body's forward values
 
 from __future__ import annotations
 
+from ...errors import VmapcError
 from ..helpers import is_differentiable, zeros_like
 
 
@@ -12,7 +13,10 @@ def custom_rule(b, primals, outs, cts, name, body):
     from ...custom import apply_vjp, lookup
     op = lookup(name)
     if op is not None and op.vjp_rule is not None:
-        return apply_vjp(op, b, primals, outs, cts)
+        try:
+            return apply_vjp(op, b, primals, outs, cts)
+        except VmapcError as err:       # at the line that called the op
+            raise err.with_loc(b.loc)
     from . import vjp_function
     g = vjp_function(body, name=body.name)
     cs = [c if c is not None else zeros_like(b, o) for o, c in zip(outs, cts) if is_differentiable(o)]
