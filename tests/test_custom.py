@@ -235,6 +235,14 @@ def test_user_jvp_and_vjp_are_used_and_checked_by_check_grads():
     np.testing.assert_allclose(pe, np.stack([want, 1 - want]), rtol=1e-6)
 
 
+def test_the_op_samples_derivatives_match_finite_differences():
+    """The custom samples of op_samples (one differentiated through its body, one through its
+    own jvp and vjp rules), to second order (tests/test_autodiff_rules.py runs them too)."""
+    rng = np.random.default_rng(2)
+    for s in testing.custom_samples():
+        testing.check_grads(s.fn, s.gen(rng), order=2, rng=rng, name=s.name)
+
+
 def test_check_grads_finds_a_wrong_user_derivative():
     sp = _softplus("t.sp_wrong")
 
