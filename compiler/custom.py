@@ -202,10 +202,6 @@ def trace_rule(name: str, fn, types, what: str):
     return f
 
 
-def _fmt(t) -> str:
-    return str(t)
-
-
 def apply_vmap(op: CustomOp, b, args, bdims, size, want_types):
     """Run `op`'s batching rule on batched operands: (outs, out_bdims), checked against
     `want_types` (the unbatched result types). Raises CustomOpError naming the op."""
