@@ -48,6 +48,7 @@ from .collective import all_gather, axis_index, axis_size, pmax, pmean, pmin, ps
 from .autodiff import grad, hessian, jacfwd, jacrev, jvp, stop_gradient, value_and_grad, vjp
 # Eager, so that `vmapc.export` is the function, not its submodule (it imports no IREE).
 from .export import export
+from .custom import custom_op
 
 _install_operators()
 

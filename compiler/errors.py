@@ -157,6 +157,14 @@ class AutodiffError(VmapcError, TypeError):
     values, or reverse mode through ``while_loop``."""
 
 
+# --- custom ops ---------------------------------------------------------------------------------
+
+class CustomOpError(VmapcError, ValueError):
+    """A user-defined op (:func:`vmapc.custom_op`) that is defined or used wrongly, or whose
+    batching rule, derivative rule or lowering gave results that do not fit the op (a wrong
+    count, shape, dtype or batch dim). The message names the op."""
+
+
 # --- lowering, compiling, targets --------------------------------------------------------------
 
 class LoweringError(VmapcError):
@@ -193,6 +201,12 @@ class ExecutionError(VmapcError, RuntimeError):
 
 
 # --- warnings ----------------------------------------------------------------------------------
+
+class CustomOpWarning(UserWarning):
+    """A program uses a custom op whose Python definition is not registered in this process
+    (a ``.vir`` file loaded elsewhere): vmapc runs the body the program carries instead of
+    the op's own batching rule, derivatives and lowering. Issued once per op name."""
+
 
 class PerformanceWarning(UserWarning):
     """An op ran through the slow loop-and-stack batching fallback."""

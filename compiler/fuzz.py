@@ -230,7 +230,8 @@ FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadca
             "bitcast", "bits")
 # control flow: ops whose branches and bodies are generated like programs (from every family
 # above, and the control families themselves up to CONTROL_DEPTH levels deep)
-CONTROL_FAMILIES = ("cond", "while", "scan", "fori")
+CONTROL_FAMILIES = ("cond", "while", "scan", "fori", "custom")
+FUZZ_CUSTOM_OP = "vmapc.fuzz.body"   # custom ops made by the fuzzer: registered, with no rules of their own
 CONTROL_DEPTH = 2
 
 
@@ -824,6 +825,16 @@ class Generator:
             branches.append(f)
             exact = [a and v.exact for a, v in zip(exact, outs)]
         return self.emit_control("cond", [index] + ops, {"branches": tuple(branches)}, exact)
+
+    def g_custom(self):
+        """A custom op (``custom``) whose body is a generated sub-program: batched,
+        evaluated and lowered through its body."""
+        from .custom import REGISTRY, CustomOp
+        if FUZZ_CUSTOM_OP not in REGISTRY:
+            CustomOp(lambda *args: args, FUZZ_CUSTOM_OP)
+        ops = self.operands(self.int(1, 3))
+        f, outs = self.body(ops, n_free=self.int(1, 2))
+        return self.emit_control("custom", ops, {"name": FUZZ_CUSTOM_OP, "body": f}, [v.exact for v in outs])
 
     def _counter_cond(self, n_consts, carries):
         """A while_loop predicate over (bound, *other consts, counter, *carries): counter <

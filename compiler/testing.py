@@ -319,6 +319,7 @@ def op_samples(dtypes: str = "all") -> list:
     out.append(Sample("constant", single_op("constant", [], {"value": np.arange(6, dtype=np.float32).reshape(2, 3)}),
                       lambda rng: []))
     out += control_samples()
+    out += custom_samples()
     seen: dict = {}
     for s in out:            # case names must be unique: they key compiled results
         k = seen[s.name] = seen.get(s.name, -1) + 1
@@ -408,6 +409,87 @@ def control_samples() -> list:
     out.append(Sample("scan_empty", single_op("scan", ts, {"body": body, "length": 0, "reverse": False,
                                                            "n_consts": 0, "n_carry": 1}), _gen(ts, ["any"] * 2)))
     return out
+
+
+def custom_samples() -> list:
+    """Sample programs of ``custom``: an op batched through its body (``softclip``, with a
+    shared and a batched operand) and one with a batching rule, a forward-mode and a
+    reverse-mode rule of its own (``logsumexp`` over the last axis)."""
+    from .custom import custom_op
+    from .tracing import trace
+    from . import numpy as vnp
+    F = dt.FLOAT32
+
+    @custom_op("vmapc.testing.softclip")
+    def softclip(x, t):
+        return t * vnp.tanh(x / t)
+
+    @custom_op("vmapc.testing.logsumexp")
+    def logsumexp(x):
+        m = vnp.max(x, axis=-1, keepdims=True)
+        return vnp.log(vnp.sum(vnp.exp(x - m), axis=-1)) + m[..., 0]
+
+    @logsumexp.def_vmap
+    def _(axis_size, in_dims, x):         # reduce the example's last axis, wherever the batch is
+        d = in_dims[0]
+        if d == x.ndim - 1:
+            x, d = vnp.moveaxis(x, d, 0), 0
+        return logsumexp(x), d
+
+    @logsumexp.def_jvp
+    def _(primals, tangents):
+        (x,), (t,) = primals, tangents
+        y = logsumexp(x)
+        return y, vnp.sum(vnp.exp(x - y[..., None]) * t, axis=-1)
+
+    @logsumexp.def_vjp
+    def _(primals, out, ct):
+        (x,) = primals
+        return (vnp.exp(x - out[..., None]) * ct[..., None],)
+
+    def sample(name, fn, types, kinds):
+        f = trace(fn, *[_spec(t) for t in types])
+        return Sample(name, single_op("custom", types, dict(f.eqns[0].attrs)), _gen(types, kinds))
+    return [sample("custom_softclip", softclip, [_T((3,), F), _T((), F)], ["any", "positive"]),
+            sample("custom_logsumexp_rule", logsumexp, [_T((2, 3), F)], ["any"])]
+
+
+def check_batching_rule(op, *example_args, rng=None, sizes=(2, 3), **attrs) -> int:
+    """Run `op`'s batching rule through the sweep vmapc's own rules pass
+    (``tests/test_rules.py``): every in_dims combination (all 0, then each of {-1, None}
+    per argument), batch sizes 2 and 3, out_dims 0 and -1, a double nesting with different
+    sizes and an inner vmap over nothing, each against a per-example loop of the unbatched
+    op on the reference evaluator. Returns the number of cases checked.
+
+    `op` is a :func:`vmapc.custom_op`, any function (traced at the example arguments), an
+    IR :class:`~vmapc.ir.Function`, or the name of an internal op with its attributes as
+    keywords (``check_batching_rule("reduce_sum", x, axes=(0,))``). `example_args` is one
+    example's arguments (arrays); the examples of a batch are it with its floating-point
+    values perturbed (integer and bool arguments, such as indices, are kept). A wrong
+    result raises AssertionError naming the case; results of the wrong type raise
+    :class:`~vmapc.errors.CustomOpError` (a custom op's rule) or AssertionError."""
+    from .tracing import trace
+    args = [np.asarray(a) for a in example_args]
+    if isinstance(op, Function):
+        fn = op
+    elif isinstance(op, str):
+        fn = single_op(op, [TensorType(a.shape, dt.canonical(a.dtype)) for a in args], attrs)
+    elif callable(op):
+        fn = trace(op, *args)
+    else:
+        raise TypeError(f"check_batching_rule: expected a custom op, a function, an IR Function or an op name, "
+                        f"got {type(op).__name__}")
+    args = [np.asarray(a, v.dtype) for a, v in zip(args, fn.inputs)]
+    rng = np.random.default_rng(0) if rng is None else rng
+
+    def gen(r):
+        return [np.asarray(a * (1 + 0.05 * r.normal(size=a.shape)) + 0.05 * r.normal(size=a.shape), a.dtype)
+                if dt.is_float(a.dtype) else a.copy() for a in args]
+    name = getattr(op, "name", None) or getattr(op, "__name__", None) or fn.name
+    cases = vmap_cases(Sample(str(name), fn, gen), rng, sizes=sizes)
+    for case in cases:
+        assert_outputs_match(case, run_reference(case))
+    return len(cases)
 
 
 def _spec(t: TensorType):

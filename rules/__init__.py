@@ -19,6 +19,8 @@ random          ``threefry2x32`` (elementwise), ``key_use``      family,
                                                                 native
 collective      ``psum``, ``pmax``, ``pmin``, ``all_gather``,     native
                 ``axis_index`` (named batch axes)
+custom          ``custom`` (a user-defined op: its rule, or     native
+                its body batched)
 ==============  ==============================================  ========
 
 ``random`` also holds :data:`UNBATCHED_RULES`: what the vmap pass does with an equation
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 from vmapc.ops import OPS
 
-from . import collective, contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
+from . import collective, contraction, control, creation, custom, elementwise, indexing, random, reduction, shape, sorting
 from .fallback import MODES, fallback_mode, fallback_rule, get_mode, set_mode  # noqa: F401
 from .random import UNBATCHED_RULES  # noqa: F401
 
@@ -44,7 +46,7 @@ BATCH_RULES: dict = {}
 RULE_KINDS: dict = {}
 for _module, _kind in ((elementwise, "family"), (reduction, "family"), (contraction, "native"),
                        (shape, "native"), (indexing, "native"), (creation, "native"), (control, "native"),
-                       (sorting, "native"), (collective, "native")):
+                       (sorting, "native"), (collective, "native"), (custom, "native")):
     for _name, _rule in _module.RULES.items():
         BATCH_RULES[_name] = _rule
         RULE_KINDS[_name] = _kind

@@ -23,6 +23,7 @@ from vmapc.errors import (ArtifactError, AutodiffError, BatchingError, CallError
                           NotCallableError, OutOfBoundsError, ReadOnlyError, ShapeError, TargetError,
                           TracerBoolConversionError, TracerConversionError, TracingError, UnsupportedError,
                           VmapcError, WriteError)
+from vmapc.errors import CustomOpError
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
 
@@ -1181,6 +1182,61 @@ def chunk_that_fails_while_running():
 
 
 # --- the table ---------------------------------------------------------------------------------------
+
+# --- custom ops ------------------------------------------------------------------------------------
+
+@vmapc.custom_op("errors.rowsum")
+def _rowsum(x):
+    return x.sum(-1)
+
+
+@_rowsum.def_vmap
+def _(axis_size, in_dims, x):
+    return x.sum(), 0          # sums over the batch too: one number for the whole batch
+
+
+def uses_rowsum(x):
+    return _rowsum(x) * 2  # <-- custom_rule_wrong_shape
+
+
+@entry("batch", CustomOpError, r"custom op errors\.rowsum: its batching rule returned f32\[\] with batch dim 0 for "
+                               r"output 0; for a batch of 4 that output must be f32\[4,2\]")
+def custom_rule_wrong_shape():
+    vmapc.vmap(uses_rowsum)(np.zeros((4, 2, 3), np.float32))
+
+
+@entry("trace", CustomOpError, r"custom op errors\.rowsum: takes positional array arguments only, got keyword "
+                               r"arguments \['x'\]")
+def custom_keyword_arguments():
+    vmapc.trace(lambda x: _rowsum(x=x), F32[3])  # <-- custom_keyword_arguments
+
+
+@entry("trace", CustomOpError, r"custom op errors\.closure: its function uses 1 traced value\(s\) of the enclosing "
+                               r"function through a closure; pass them as arguments")
+def custom_closure():
+    def outer(x, y):
+        @vmapc.custom_op("errors.closure")
+        def g(v):
+            return v * y
+        return g(x)  # <-- custom_closure
+    vmapc.trace(outer, F32[3], F32[3])
+
+
+@vmapc.custom_op("errors.softplus")
+def _softplus(x):
+    return np.log(1 + np.exp(x))
+
+
+@_softplus.def_jvp
+def _(primals, tangents):
+    return primals[0], tangents[0].sum()
+
+
+@entry("autodiff", CustomOpError, r"custom op errors\.softplus: its jvp rule returned a tangent f32\[\] for output 0, "
+                                  r"which is f32\[4\]")
+def custom_jvp_wrong_type():
+    vmapc.trace(lambda x: vmapc.jvp(lambda v: _softplus(v), (x,), (x,)), F32[4])  # <-- custom_jvp_wrong_type
+
 
 def test_catalogue_is_large():
     stages = {p.id.split("-")[0] for p in CATALOGUE}

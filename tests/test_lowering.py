@@ -43,7 +43,7 @@ import os
 import numpy as np
 import pytest
 
-from vmapc import driver, lowering, testing
+from vmapc import custom_op, driver, lowering, testing
 from vmapc import dtypes as dt
 from vmapc.errors import Loc, LoweringError
 from vmapc.ir import Builder, TensorType, Var
@@ -400,6 +400,19 @@ for d in ALL:
                 b.emit("iota", shape=(4, 3), dimension=1, dtype=d),
                 b.emit("iota", shape=(300,), dimension=0, dtype=d)] + [b.constant(c) for c in consts]
     add(f"create_{sn(d)}", [], body, [])
+
+
+# --- custom ops: the body lowered in place (every dtype) --------------------------------------------
+
+custom_op("tests.lowering.rev")(lambda x: (x[::-1], x))      # registered, with no rules: the body lowers
+
+for d in ALL:
+    def custom_body(b, x, d=d):
+        inner = Builder(loc=LOC)
+        v = Var(TensorType((4,), d))
+        sub = inner.build([v], [inner.emit("rev", v, axes=(0,)), v], name="body")
+        return b.emit_multi("custom", [x], {"name": "tests.lowering.rev", "body": sub})
+    add(f"custom_{sn(d)}", [((4,), d)], custom_body, [vals(d)[:4]])
 
 
 # --- running -------------------------------------------------------------------------------------

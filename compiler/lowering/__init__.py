@@ -68,10 +68,10 @@ compiler session's, see ``docs/architecture.md``), verifies it, and returns a
 
 from __future__ import annotations
 
-from . import collective, contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
+from . import collective, contraction, control, creation, custom, elementwise, indexing, random, reduction, shape, sorting
 from .base import LoweringContext, element_type, tensor_type  # noqa: F401
 from .module import LIBM_F64_OPS, LIBM_OPS, LoweredModule, lower, needs_libm  # noqa: F401
 
 LOWERINGS: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random, collective):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random, collective, custom):
     LOWERINGS.update(_module.RULES)

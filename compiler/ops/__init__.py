@@ -19,7 +19,7 @@ The IR is stricter than NumPy so that each stage stays simple:
   as sub-programs (attributes that are Functions).
 
 The definitions live in one module per op family (``elementwise``, ``reduction``,
-``contraction``, ``shape``, ``indexing``, ``creation``, ``control``, ``sorting``, ``random``, ``collective``), as the interpretations do:
+``contraction``, ``shape``, ``indexing``, ``creation``, ``control``, ``sorting``, ``random``, ``collective``, ``custom``), as the interpretations do:
 :mod:`vmapc.reference`, :mod:`vmapc.rules` and :mod:`vmapc.lowering` are packages with
 the same family modules. ``core`` holds the registry and the shared checks.
 
@@ -32,7 +32,7 @@ missing.
 from __future__ import annotations
 
 from .core import MAX_BYTES, OPS, Op, check_size, define, infer_types  # noqa: F401
-from . import collective, contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting  # noqa: F401,E402  (they define the ops)
+from . import collective, contraction, control, creation, custom, elementwise, indexing, random, reduction, shape, sorting  # noqa: F401,E402  (they define the ops)
 from .elementwise import BINARY, UNARY  # noqa: F401,E402
 from .reduction import IDENTITY_FREE, REDUCE  # noqa: F401,E402
 

@@ -24,10 +24,10 @@ import numpy as np
 from ..errors import CallError
 from ..ir import Function
 from ..shapes import Sym, bind, resolve
-from . import collective, contraction, control, creation, elementwise, indexing, random, reduction, shape, sorting
+from . import collective, contraction, control, creation, custom, elementwise, indexing, random, reduction, shape, sorting
 
 RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random, collective):
+for _module in (elementwise, reduction, contraction, shape, indexing, creation, control, sorting, random, collective, custom):
     RULES.update(_module.RULES)
 
 

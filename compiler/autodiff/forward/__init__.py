@@ -25,10 +25,10 @@ from __future__ import annotations
 from ...errors import AutodiffError
 from ...ir import Builder, Function, Var
 from ..helpers import NON_DIFFERENTIABLE, is_differentiable, zeros_like
-from . import collective, contraction, control, elementwise, indexing, reduction, shape, sorting
+from . import collective, contraction, control, custom, elementwise, indexing, reduction, shape, sorting
 
 JVP_RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, control, sorting, collective):
+for _module in (elementwise, reduction, contraction, shape, indexing, control, sorting, collective, custom):
     JVP_RULES.update(_module.RULES)
 
 # Ops that carry sub-programs (a loop body, branches) are rewritten whole: their rule

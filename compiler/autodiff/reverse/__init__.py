@@ -33,10 +33,10 @@ from __future__ import annotations
 from ...errors import AutodiffError
 from ...ir import Builder, Function, Var, dead_code_elimination
 from ..helpers import NON_DIFFERENTIABLE, add, is_differentiable, zeros_like
-from . import collective, contraction, control, elementwise, indexing, reduction, shape, sorting
+from . import collective, contraction, control, custom, elementwise, indexing, reduction, shape, sorting
 
 VJP_RULES: dict = {}
-for _module in (elementwise, reduction, contraction, shape, indexing, control, sorting, collective):
+for _module in (elementwise, reduction, contraction, shape, indexing, control, sorting, collective, custom):
     VJP_RULES.update(_module.RULES)
 
 # Ops that reverse mode refuses, with the reason (ops that exist in forward mode only).
