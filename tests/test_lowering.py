@@ -415,6 +415,77 @@ for d in ALL:
     add(f"custom_{sn(d)}", [((4,), d)], custom_body, [vals(d)[:4]])
 
 
+# --- sorting, scans, bit casts: every dtype ------------------------------------------------------
+
+# bit casts to integers of the same size (from floats, and between signed and unsigned); the
+# other direction makes subnormal floats of small integers, which the CPU flushes (covered by
+# vmapc.testing.op_samples with normal bit patterns)
+SAME_SIZE = {d: [e for e in ALL if e != d and dt.is_int(e) and e.itemsize == d.itemsize] for d in ALL if d != dt.BOOL}
+
+for d in ALL:
+    v = np.resize(vals(d), 12).reshape(3, 4)
+    if dt.is_float(d):
+        # NaN orders are tested in tests/test_numpy_api.py; which of -0.0 and 0.0 a running
+        # minimum keeps is not specified (+ 0.0 makes every zero positive)
+        v = (np.where(np.isnan(v), 1.0, v) + 0.0).astype(d)
+    exact_scans = ("maximum", "minimum") + (("add", "multiply") if not dt.is_float(d) else ())
+
+    def sorting_body(b, x, d=d, exact_scans=exact_scans):
+        pos = b.emit("iota", shape=(3, 4), dimension=1, dtype=dt.INT64)
+        out = b.emit_multi("sort", [x, pos], {"axis": 1, "descending": False, "num_keys": 1})
+        out += b.emit_multi("sort", [x], {"axis": 0, "descending": True, "num_keys": 1})
+        out += b.emit_multi("top_k", [x], {"k": 2})
+        out += [b.emit("cumulative", x, combine=c, axis=k % 2, reverse=k >= 2) for k, c in enumerate(exact_scans)]
+        if d != dt.BOOL:
+            out += [b.emit("bitcast", x, dtype=e) for e in SAME_SIZE[d]]
+        return out
+    add(f"sorting_{sn(d)}", [((3, 4), d)], sorting_body, [v])
+    if dt.is_float(d):      # float sums and products of a scan: the order of rounding may differ
+        add(f"scan_acc_{sn(d)}", [((3, 4), d)],
+            lambda b, x: [b.emit("cumulative", x, combine="add", axis=1, reverse=False),
+                          b.emit("cumulative", x, combine="multiply", axis=0, reverse=True)], [v], "close")
+
+
+def _random_body(b, k, x0, x1):
+    y0, y1 = b.emit_multi("threefry2x32", [b.emit("slice", k, start=(0,), limit=(1,), step=(1,)),
+                                            b.emit("slice", k, start=(1,), limit=(2,), step=(1,)), x0, x1], {})
+    return [y0, y1, b.emit("key_use", k, x0, what="uniform")]
+
+
+add("random_u32", [((2,), dt.UINT32), ((1,), dt.UINT32), ((1,), dt.UINT32)], _random_body,
+    [np.array([0, 42], np.uint32), np.array([7], np.uint32), np.array([2 ** 32 - 1], np.uint32)])
+
+
+# --- control flow: branches and loops carrying values of every dtype --------------------------------
+
+def _sub(in_types, body):
+    inner = Builder(loc=LOC)
+    ins = [Var(TensorType(sh, d)) for sh, d in in_types]
+    return inner.build(ins, list(body(inner, *ins)), name="body")
+
+
+for k, d in enumerate(ALL):
+    x4, i32 = ((4,), d), ((), dt.INT32)
+    pred = ((), dt.BOOL) if k % 2 else ((), dt.INT32)
+    branches = (_sub([x4], lambda b, x: [b.emit("rev", x, axes=(0,)), x]),
+                _sub([x4], lambda b, x: [x, b.emit("rev", x, axes=(0,))]))
+    cond_fn = _sub([i32, i32, x4], lambda b, n, i, x: [b.emit("less", i, n)])
+    body_fn = _sub([i32, x4], lambda b, i, x: [b.emit("add", i, b.emit("broadcast_in_dim", b.constant(
+        np.array(1, np.int32)), shape=(), dims=())), b.emit("rev", x, axes=(0,))])
+    scan_fn = _sub([x4, x4], lambda b, c, x: [x, c])
+
+    def control_body(b, p, n, i0, x, xs, branches=branches, cond_fn=cond_fn, body_fn=body_fn, scan_fn=scan_fn):
+        out = b.emit_multi("cond", [p, x], {"branches": branches})
+        out += b.emit_multi("while_loop", [n, i0, x], {"cond": cond_fn, "body": body_fn})
+        out += b.emit_multi("scan", [x, xs], {"body": scan_fn, "length": 3, "reverse": bool(k % 2),
+                                              "n_consts": 0, "n_carry": 1})
+        return out
+    v = vals(d)
+    add(f"control_{sn(d)}", [pred, i32, i32, x4, ((3, 4), d)], control_body,
+        [np.array(k % 3 - 1, pred[1]) if pred[1] == dt.INT32 else np.array(True), np.array(3, np.int32),
+         np.array(k % 2, np.int32), v[:4], np.resize(v[::-1], (3, 4))])
+
+
 # --- running -------------------------------------------------------------------------------------
 
 MERGE = 24  # cases per merged Function
@@ -539,6 +610,10 @@ def test_every_op_and_dtype_is_tested():
             kinds = dt.KINDS["numeric"]
         elif op in ("take", "take_along_axis", "dynamic_slice", "select", "convert", "argmax", "argmin"):
             kinds = ALL
+        elif op in ("threefry2x32", "key_use"):     # uint32 words and keys only
+            kinds = [dt.UINT32]
+        elif op == "bitcast":                       # numeric dtypes: bool has no bit pattern of its own
+            kinds = [d for d in ALL if d != dt.BOOL]
         else:
             kinds = dt.KINDS[kind]
         for d in kinds:
