@@ -666,3 +666,49 @@ def test_loops_over_carries_the_body_only_writes_and_over_empty_slices_compile()
     for n in (0, 1, 4):
         for g, w in zip(mod["nested"](np.int32(n), y3), nested(n, y3)):
             np.testing.assert_array_equal(g, w)
+
+
+# Found by the compiled fuzzer (issue 13) as a runtime error on a batched program; reduced by
+# hand. A scan whose body overwrites its carry without reading it, started from a dense
+# constant, next to a while_loop that never runs: IREE 3.13 moves the scan after the loop and
+# its stream allocation hands a dispatch a binding outside the command buffer's bindings
+# ("OUT_OF_RANGE; indirect buffer reference slot 0 is out range of the declared binding
+# capacity"). Not worked around: reading the carry through a select on `i < length` is
+# folded away by IREE, an uninitialized initial carry fails the same way, and the module
+# compiles and runs correctly when the initial carry is an argument, a broadcast scalar, or
+# read by the body, or when the while_loop is left out.
+_SCAN_BESIDE_A_WHILE_LOOP = """{ lambda b:f32[4,2,3,1,1,1] f:i32[3,2] .
+    g:f32[2,3,4,1,1,1] = constant[value=%s]
+    h:f32[2,3,4,1,1,1] = scan[body={ lambda bg:f32[2,3,4,1,1,1] bh:f32[2,3,1,1,1] .
+        i:f32[2,3,1,1,1] = transpose[perm=(0, 1, 4, 3, 2)] bh
+        j:f32[2,3] = reduce_sum[axes=(2, 3, 4)] i
+        k:f32[2,3,4,1,1,1] = broadcast_in_dim[shape=(2, 3, 4, 1, 1, 1), dims=(0, 1)] j
+      in (k) }, length=4, reverse=True, n_consts=0, n_carry=1] g b
+    l:i32[2,3] = constant[value=[[0, 0, 0], [0, 0, 0]]]
+    m:i32[1,1] = constant[value=[[-4]]]
+    n:i32[3,2] = maximum f m
+    o:i32[2,3] = transpose[perm=(1, 0)] n
+    p:bool[2,3] = less o l
+    q:bool[2] = constant[value=[False, False]]
+    r:i32[2,3] s:f32[2,3,4,1,1,1] t:bool[2,3] u:bool[2] = while_loop[cond={ lambda v:i32[2,3] w:f32[2,3,4,1,1,1] x:bool[2,3] y:bool[2] .
+        z:bool[] = reduce_any[axes=(0,)] y
+      in (z) }, body={ lambda ba:i32[2,3] bb:f32[2,3,4,1,1,1] bc:bool[2,3] bd:bool[2] .
+        bf:i32[1,1] = constant[value=[[1]]]
+        bi:i32[2,3] = add ba bf
+        bs:bool[2] = reduce_any[axes=(1,)] bc
+      in (bi, bb, bc, bs) }] o h p q
+    bt:f32[4,3,1,2,1,1] = transpose[perm=(2, 1, 3, 0, 4, 5)] s
+    bu:i32[3,2] = transpose[perm=(1, 0)] r
+  in (bt, bu) }""" % (np.zeros((2, 3, 4, 1, 1, 1)).tolist(),)
+
+
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="IREE 3.13 runtime bug: OUT_OF_RANGE indirect buffer reference for "
+                   "a scan with an overwritten constant carry beside a while_loop")
+def test_scan_with_an_overwritten_constant_carry_beside_a_while_loop():
+    fn = vmapc.parse(_SCAN_BESIDE_A_WHILE_LOOP)
+    fn.name = "scan_beside_while"
+    b = np.random.default_rng(0).normal(size=(4, 2, 3, 1, 1, 1)).astype(np.float32)
+    f = np.array([[1, -5], [2, 0], [-3, 3]], np.int32)
+    for got, want in zip(compiled(fn, b, f), vmapc.eval(fn, b, f)):
+        np.testing.assert_array_equal(got, want)
