@@ -1210,6 +1210,8 @@ KNOWN_IREE_BUGS = {
     "(wrong number) a reduction of select(c, x, y) with c a compile-time constant sums the constant "
     "branch once per vector, not per element":
         "test_reduction_of_a_select_with_a_constant_condition",
+    "indirect buffer reference slot 0 is out range of the declared binding capacity":   # when called
+        "test_scan_with_an_overwritten_constant_carry_beside_a_while_loop",
 }
 stats = {"known_iree_bugs": 0}
 
@@ -1260,7 +1262,15 @@ def check_compiled(progs, target="cpu", expected=None, cache=True) -> int:
             raise Mismatch(f"compiling failed: {type(err).__name__}: {err}\n{progs[0].describe()}") from err
         # find the culprit: compile one at a time
         return sum(check_compiled([p], target, [e], cache) for p, e in zip(progs, expected))
+    checked = 0
     for i, (p, e) in enumerate(zip(progs, expected)):
-        got = compiled[f"p{i}"](*p.args())
+        try:
+            got = compiled[f"p{i}"](*p.args())
+        except Exception as err:
+            if not _known_iree_bug(err):
+                raise
+            stats["known_iree_bugs"] += 1
+            continue
         compare(p, e, got, f"the compiled program ({target})")
-    return len(progs)
+        checked += 1
+    return checked

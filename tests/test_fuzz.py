@@ -64,6 +64,14 @@ def test_control_flow_programs_match_the_per_example_loop(prog):
     fuzz.check_reference(prog)
 
 
+@budget(3)
+@given(st.lists(fuzz.programs(max_eqns=12, control=0.5), min_size=4, max_size=4))
+def test_compiled_control_flow_programs_match_the_per_example_loop(progs):
+    """Programs with cond, while_loop and scan, four per IREE module, compiled for the CPU."""
+    exps = [fuzz.check_reference(p) for p in progs]
+    fuzz.check_compiled(progs, expected=exps)
+
+
 def test_a_failure_shrinks_to_a_small_program_printed_as_ir(monkeypatch):
     """Break one batching rule on purpose: the fuzzer must find it, and its message
     must show the shrunk program's IR and its vmap levels."""

@@ -95,8 +95,36 @@ def _while_rule(lctx, eqn, xs):
         (pred,) = lctx.lower_sub(cond, cc + list(before.arguments), f"{k}:while_loop.cond")
         scf.ConditionOp(tensor.extract(pred, []), list(before.arguments))
     with ir.InsertionPoint(after):
-        scf.YieldOp(lctx.lower_sub(body, bc + list(after.arguments), f"{k}:while_loop.body"))
+        args = list(after.arguments)
+        outs = lctx.lower_sub(body, bc + args, f"{k}:while_loop.body")
+        unread = _unread_carries(body, nb)
+        if unread:
+            (p,) = lctx.lower_sub(cond, cc + args, f"{k}:while_loop.cond")
+            for j in unread:
+                outs[j] = _keep_if(lctx, p, outs[j], args[j], eqn.outputs[j].type)
+        scf.YieldOp(outs)
     return list(op.results)
+
+
+def _unread_carries(body, nb: int) -> list:
+    """The carries `body` overwrites without reading them."""
+    read = {id(x) for e in body.eqns for x in e.inputs} | {id(v) for v in body.outputs}
+    return [j for j, v in enumerate(body.inputs[nb:]) if id(v) not in read]
+
+
+def _keep_if(lctx, pred, new, old, t) -> ir.Value:
+    """``new if pred else old`` for a 0-d bool tensor `pred`: how a loop body reads a
+    carry it only overwrites. IREE 3.13 rotates a ``scf.while`` into a do-while (the
+    body in the "before" region), then drops the block argument of a carry the body
+    does not read, and its stream conversion fails on the resulting while whose regions
+    take different arguments ("region branch point has 4 operands, but region successor
+    needs 2 inputs", tests/test_regressions.py). `pred` is the loop's condition
+    evaluated again on the body's inputs, always true where the body runs, which IREE
+    cannot fold away."""
+    r = t.rank
+    dims = list(range(r))
+    return lctx.generic([pred, new, old], [[], dims, dims], [lctx.empty(t.shape, t.dtype)], [dims], r,
+                        lambda a: [arith.select(a[0], a[1], a[2])])[0]
 
 
 def _scan_rule(lctx, eqn, xs):
@@ -113,6 +141,9 @@ def _scan_rule(lctx, eqn, xs):
         slices = []
         for x, v in zip(seqs, eqn.inputs[nk + n:]):
             rest = v.shape[1:]
+            if 0 in v.shape:      # an empty slice; MLIR rejects offset 0 into a dim of size 0
+                slices.append(lctx.empty(rest, v.dtype))
+                continue
             dyn, static = lctx.mixed(rest)
             slices.append(tensor.ExtractSliceOp(tensor_type(v.type.with_shape(rest)), x, [pos], dyn, [],
                                                 [DYN] + [0] * len(rest), [1] + static, [1] * v.rank).result)
@@ -120,6 +151,9 @@ def _scan_rule(lctx, eqn, xs):
         stacked = []
         for y, a, v in zip(outs[n:], acc, eqn.outputs[n:]):
             rest = v.shape[1:]
+            if 0 in v.shape:      # nothing to write (see the slices above)
+                stacked.append(a)
+                continue
             dyn, static = lctx.mixed(rest)
             stacked.append(tensor.InsertSliceOp(y, a, [pos], dyn, [], [DYN] + [0] * len(rest), [1] + static,
                                                 [1] * v.rank).result)
