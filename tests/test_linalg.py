@@ -153,9 +153,13 @@ def _sweep_samples():
     return out
 
 
-def _sweep_cases(all_in_dims=True):
+def _sweep_cases(compiled=False):
+    """The full sweep, or (``compiled``) one batched case per program."""
     rng = np.random.default_rng(16)
-    return [c for s in _sweep_samples() for c in testing.vmap_cases(s, rng, all_in_dims=all_in_dims)]
+    if compiled:
+        return [c for s in _sweep_samples()
+                for c in testing.vmap_cases(s, rng, sizes=(3,), out_dims=(0,), nested=False, all_in_dims=False)]
+    return [c for s in _sweep_samples() for c in testing.vmap_cases(s, rng)]
 
 
 def test_vmap_sweep_reference():
@@ -165,11 +169,11 @@ def test_vmap_sweep_reference():
 
 
 def test_compiled_against_numpy(vmapc_shared_cache, monkeypatch):
-    """Through IREE on the CPU, in one module: the batched checks in float32 and float64 (the
-    unrolled form at n = 4, the looped one at n = 5), and the vmap sweep's in_dims-0 cases."""
+    """Through IREE on the CPU, in one module: the batched checks in float32 (the unrolled
+    form) and float64 (the looped form), and one batched case of each sweep program."""
     rng = np.random.default_rng(4)
     cases, data = [], {}
-    for dtype, n, unroll in ((np.float32, 4, 16), (np.float64, 4, 16), (np.float64, 5, 2)):
+    for dtype, n, unroll in ((np.float32, 3, 16), (np.float64, 3, 2)):
         monkeypatch.setattr(_factor, "UNROLL", unroll)
         a, b, s = _inputs(rng, n, dtype)
         fn = vmapc.vmap(vmapc.trace(_program, a[0], b[0], s[0]), in_dims=0, axis_size=len(a))
@@ -177,7 +181,7 @@ def test_compiled_against_numpy(vmapc_shared_cache, monkeypatch):
         cases.append(testing.Case(name, fn, [a, b, s], []))
         data[name] = (a, b, s, dtype)
     monkeypatch.setattr(_factor, "UNROLL", 16)
-    sweep = _sweep_cases(all_in_dims=False)
+    sweep = _sweep_cases(compiled=True)
     outs = testing.run_compiled(cases + sweep, target="cpu", group=64, modules=1)
     for name, (a, b, s, dtype) in data.items():
         flat = outs[name]
@@ -203,6 +207,15 @@ def test_singular_and_edge_cases():
     lower = reference_vmap(lambda a: np.linalg.cholesky(a), not_pd[None])
     assert np.isnan(lower[0, 1, 1]) and lower[0, 0, 0] == 1.0
     assert reference_vmap(lambda a: np.linalg.det(a), np.zeros((2, 0, 0))).tolist() == [1.0, 1.0]
+    # columns already zero below the diagonal get no reflection (LAPACK's convention), so
+    # an upper triangular matrix is its own R, even with a negative or zero diagonal entry
+    # (NumPy's Q has -0.0 below the diagonal here, vmapc's +0.0)
+    upper = np.array([[[2.0, 1.0, 2.0], [0.0, -3.0, 1.0], [0.0, 0.0, 5.0]], [[0.0, 1.0, 2.0], [0.0, 3.0, 1.0], [0.0, 0.0, 5.0]]])
+    q, r = reference_vmap(lambda a: np.linalg.qr(a), upper)
+    for i in range(2):
+        q_np, r_np = np.linalg.qr(upper[i])
+        np.testing.assert_array_equal(q[i], q_np)
+        np.testing.assert_array_equal(r[i], r_np)
 
 
 def test_derivatives_through_the_factorizations():

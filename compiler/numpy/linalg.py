@@ -26,7 +26,7 @@ from ..tracing import user_loc
 from ._core import _HANDLED, _axes, _is_tracer
 from . import _factor as _f
 from .matrices import diagonal
-from .ufuncs import absolute, astype, log, multiply, not_equal, power, sqrt
+from .ufuncs import absolute, astype, log, multiply, not_equal, power, sqrt, where
 from .reductions import max, min, prod, sum
 from .shape import broadcast_to, expand_dims, reshape, swapaxes
 
@@ -41,11 +41,11 @@ def _float_type(fname, *xs):
     return dt.FLOAT64 if d.kind in "biu" else d
 
 
-def _matrices(fname, *xs, square=True):
-    """The operands as arrays of the common float dtype, each checked to be a stack of
-    (square) matrices."""
+def _matrices(fname, *xs, square=True, like=None):
+    """The operands as arrays of the common float dtype (with ``like``'s too), each checked to
+    be a stack of (square) matrices."""
     xs = [x if _is_tracer(x) else _np.asarray(x) for x in xs]
-    d = _float_type(fname, *xs)
+    d = _float_type(fname, *xs, *([] if like is None else [like]))
     out = []
     for x in xs:
         if x.ndim < 2:
@@ -73,11 +73,10 @@ def solve(a, b):
     is 1-d (NumPy 2); otherwise a stack of (n, m) right-hand sides."""
     if not (_is_tracer(a) or _is_tracer(b)):
         return _np.linalg.solve(a, b)
-    (a,) = _matrices("numpy.linalg.solve", a)
     b = b if _is_tracer(b) else _np.asarray(b)
+    (a,) = _matrices("numpy.linalg.solve", a, like=b)
     vector = b.ndim == 1
-    d = _float_type("numpy.linalg.solve", a, b)
-    b = astype(b, d) if b.dtype != d else b
+    b = astype(b, a.dtype) if b.dtype != a.dtype else b
     if vector:
         b = expand_dims(b, -1)
     if b.shape[-2] != a.shape[-1]:
@@ -111,7 +110,8 @@ def det(a):
     if a.shape[-1] == 0:
         return _np.ones(a.shape[:-2], a.dtype)
     d, sign = _lu_diagonal(a)
-    return sign * prod(d, axis=-1)
+    r = sign * prod(d, axis=-1)
+    return where(r == 0, 0, r)         # NumPy's singular determinant is +0.0
 
 
 def slogdet(a):
@@ -123,7 +123,8 @@ def slogdet(a):
     if a.shape[-1] == 0:
         return _SlogdetResult(_np.ones(a.shape[:-2], a.dtype), _np.zeros(a.shape[:-2], a.dtype))
     d, sign = _lu_diagonal(a)
-    return _SlogdetResult(sign * prod(_np.sign(d), axis=-1), sum(log(absolute(d)), axis=-1))
+    sign = sign * prod(_np.sign(d), axis=-1)
+    return _SlogdetResult(where(sign == 0, 0, sign), sum(log(absolute(d)), axis=-1))
 
 
 def cholesky(a, /, *, upper=False):
@@ -158,10 +159,9 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_
             t = _np.swapaxes(t, -1, -2)
         return _np.linalg.solve(t, b[..., None] if b.ndim == 1 else b)[..., 0] if b.ndim == 1 \
             else _np.linalg.solve(t, b)
-    (a,) = _matrices(fname, a)
     b = b if _is_tracer(b) else _np.asarray(b)
-    d = _float_type(fname, a, b)
-    b = astype(b, d) if b.dtype != d else b
+    (a,) = _matrices(fname, a, like=b)
+    b = astype(b, a.dtype) if b.dtype != a.dtype else b
     vector = b.ndim == 1
     if vector:
         b = expand_dims(b, -1)
