@@ -126,7 +126,7 @@ def triangular_solve(t, b, lower, unit_diagonal=False):
         ek = idx == k
         tk = _row(t, ek, k)
         off = np.where(idx < k, tk, 0) if lower else np.where(idx > k, tk, 0)
-        s = np.squeeze(np.expand_dims(off, -2) @ x, -2)
+        s = np.sum(np.expand_dims(off, -1) * x, axis=-2)     # off @ x, fusable with its producers
         xk = _row(b, ek, k) - s
         if not unit_diagonal:
             xk = xk / _at(tk, ek, k)
@@ -174,8 +174,8 @@ def householder_qr(a, complete):
         vtv = np.sum(v * v, axis=-1, keepdims=True)
         scale = np.where(sigma == 0, 0, 2 / np.where(sigma == 0, 1, vtv))
         sv = scale * v
-        r = r - _outer(sv, np.squeeze(np.expand_dims(v, -2) @ r, -2))
-        q = q - _outer(np.squeeze(q @ np.expand_dims(v, -1), -1), sv)
+        r = r - _outer(sv, np.sum(np.expand_dims(v, -1) * r, axis=-2))       # v @ r
+        q = q - _outer(np.sum(q * np.expand_dims(v, -2), axis=-1), sv)        # q @ v
         return r, q
     r, q = steps(kk, body, (a, q0))
     r = np.where(np.expand_dims(rows, -1) <= cols, r, 0)      # exact zeros below the diagonal
