@@ -1,6 +1,11 @@
 """``vmapc.numpy.linalg``: NumPy's ``np.linalg`` for the small per-example matrices vmap is
 used for.
 
+``eigh``/``eigvalsh`` are cyclic Jacobi (a fixed number of sweeps); the matrix 2-norm is the
+largest eigenvalue of the Gram matrix. ``svd``, ``eig`` and the -2 and nuclear norms are not
+provided: an accurate SVD of a general matrix (one-sided Jacobi) is the same kind of program
+and is left for later; the Gram-matrix shortcut would lose the small singular values.
+
 Solving, inverting, determinants, Cholesky and QR are the array programs of
 :mod:`vmapc.numpy._factor` (LU with partial pivoting, substitution, right-looking Cholesky,
 Householder QR), traced from plain NumPy operations: they batch, lower and differentiate
@@ -32,6 +37,7 @@ from .shape import broadcast_to, expand_dims, reshape, swapaxes
 
 _SlogdetResult = type(_np.linalg.slogdet(_np.eye(1)))
 _QRResult = type(_np.linalg.qr(_np.eye(1)))
+_EighResult = type(_np.linalg.eigh(_np.eye(1)))
 
 def _float_type(fname, *xs):
     """NumPy's linalg result dtype: float32 or float64 (integers and bools compute in float64)."""
@@ -189,6 +195,45 @@ def qr(a, mode="reduced"):
     return r if mode == "r" else _QRResult(q, r)
 
 
+def _symmetric(fname, a, UPLO):
+    if UPLO not in ("L", "U"):
+        raise ShapeError(f"{fname}: UPLO argument must be 'L' or 'U', got {UPLO!r}", user_loc())
+    (a,) = _matrices(fname, a)
+    from .matrices import tril, triu
+    if UPLO == "L":
+        return tril(a) + swapaxes(tril(a, -1), -1, -2)
+    return triu(a) + swapaxes(triu(a, 1), -1, -2)
+
+
+def eigh(a, UPLO="L"):
+    """NumPy's eigh by cyclic Jacobi rotations, reading the ``UPLO`` triangle: eigenvalues
+    ascending, eigenvectors as columns (an ``EighResult``). Each eigenvector's sign, and the
+    basis of a repeated eigenvalue's space, may differ from LAPACK's."""
+    if not _is_tracer(a):
+        return _np.linalg.eigh(a, UPLO)
+    w, v = _f.jacobi_eigh(_symmetric("numpy.linalg.eigh", a, UPLO))
+    return _EighResult(w, v)
+
+
+def eigvalsh(a, UPLO="L"):
+    """NumPy's eigvalsh: the eigenvalues of :func:`eigh`, ascending."""
+    if not _is_tracer(a):
+        return _np.linalg.eigvalsh(a, UPLO)
+    return _f.jacobi_eigh(_symmetric("numpy.linalg.eigvalsh", a, UPLO))[0]
+
+
+def _spectral_norm(x, row, col, keepdims):
+    """The matrix 2-norm: the square root of the largest eigenvalue of the Gram matrix
+    (accurate relative to itself; the smallest singular value, ord=-2, would not be)."""
+    from .shape import moveaxis
+    m = moveaxis(x, (row, col), (-2, -1))
+    g = swapaxes(m, -1, -2) @ m if m.shape[-1] <= m.shape[-2] else m @ swapaxes(m, -1, -2)
+    r = sqrt(max(_f.jacobi_eigh(g)[0], axis=-1))
+    if keepdims:
+        r = reshape(r, tuple(1 if i in (row, col) else d for i, d in enumerate(x.shape)))
+    return r
+
+
 def norm(x, ord=None, axis=None, keepdims=False):
     """NumPy's norm: vector norms of any order, and the Frobenius, 1, -1, inf and -inf
     norms of matrices. Matrix 2-norms and nuclear norms need an SVD and are not
@@ -220,9 +265,12 @@ def norm(x, ord=None, axis=None, keepdims=False):
         if keepdims:
             r = reshape(r, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
         return r
-    if ord in (2, -2, "nuc"):
+    if ord == 2:
+        return _spectral_norm(x, row, col, keepdims)
+    if ord in (-2, "nuc"):
         raise UnsupportedError(f"numpy.linalg.norm: matrix ord={ord!r} is not supported (it needs "
-                               "an SVD)", user_loc())
+                               "an SVD: the small singular values of the Gram matrix's eigenvalues "
+                               "are not accurate)", user_loc())
     raise ShapeError("Invalid norm order for matrices.", user_loc())
 
 def _vector_norm(x, ord, axes, keepdims):
@@ -243,5 +291,5 @@ def _vector_norm(x, ord, axes, keepdims):
 
 
 _HANDLED[_np.linalg.norm] = norm
-for _name in ("solve", "inv", "det", "slogdet", "cholesky", "qr"):
+for _name in ("solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh"):
     _HANDLED[getattr(_np.linalg, _name)] = globals()[_name]
