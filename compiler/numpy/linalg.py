@@ -30,10 +30,10 @@ from ..tracing import user_loc
 
 from ._core import _HANDLED, _axes, _is_tracer
 from . import _factor as _f
-from .matrices import diagonal
+from .matrices import diagonal, tril, triu
 from .ufuncs import absolute, astype, log, multiply, not_equal, power, sqrt, where
 from .reductions import max, min, prod, sum
-from .shape import broadcast_to, expand_dims, reshape, swapaxes
+from .shape import broadcast_to, expand_dims, moveaxis, reshape, swapaxes
 
 _SlogdetResult = type(_np.linalg.slogdet(_np.eye(1)))
 _QRResult = type(_np.linalg.qr(_np.eye(1)))
@@ -199,7 +199,6 @@ def _symmetric(fname, a, UPLO):
     if UPLO not in ("L", "U"):
         raise ShapeError(f"{fname}: UPLO argument must be 'L' or 'U', got {UPLO!r}", user_loc())
     (a,) = _matrices(fname, a)
-    from .matrices import tril, triu
     if UPLO == "L":
         return tril(a) + swapaxes(tril(a, -1), -1, -2)
     return triu(a) + swapaxes(triu(a, 1), -1, -2)
@@ -225,7 +224,6 @@ def eigvalsh(a, UPLO="L"):
 def _spectral_norm(x, row, col, keepdims):
     """The matrix 2-norm: the square root of the largest eigenvalue of the Gram matrix
     (accurate relative to itself; the smallest singular value, ord=-2, would not be)."""
-    from .shape import moveaxis
     m = moveaxis(x, (row, col), (-2, -1))
     g = swapaxes(m, -1, -2) @ m if m.shape[-1] <= m.shape[-2] else m @ swapaxes(m, -1, -2)
     r = sqrt(max(_f.jacobi_eigh(g)[0], axis=-1))
