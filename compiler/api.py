@@ -40,7 +40,7 @@ from .runtime.module import as_input
 from .optimize import simplify
 from .shapes import Sym
 from .tracing import Tracer, _arg_names, current, trace_flat, user_loc
-from .vmap import Vmapped, _is_array, leaf_in_dims
+from .vmap import Vmapped, _check_binds, _is_array, leaf_in_dims
 from .writeback import check_targets, finish, writes_of
 
 BATCH_SYMBOL = "B"
@@ -284,6 +284,7 @@ class Compiled:
                  static_argnames=None, axis_name=None):
         from .driver import get_target
         batched = in_dims is not None
+        self._of_vmap = isinstance(fn, Vmapped)     # vmap(f)(...) on arrays: vmap's own errors
         if isinstance(fn, Vmapped) and in_dims is None:
             # vmap(f, in_dims=None, axis_size=N) is still a vmap (every output gains the batch)
             randomness = fn.randomness if randomness is None else randomness
@@ -394,7 +395,9 @@ class Compiled:
                     np.copyto(orig, nat)
             return out
         try:
-            if self._vmapped is None:      # (a vmap names the arguments it cannot bind itself)
+            if self._of_vmap:
+                _check_binds(self.fn, args, kwargs)
+            else:
                 if self._sig is False:
                     self._sig = _signature_of(self.fn)
                 _check_arguments(self._sig, args, kwargs, self.__name__)

@@ -542,3 +542,40 @@ def test_export_names_written_arguments_and_keeps_their_batch_dim(tmp_path, vmap
     want_total = np.array([_bump(want[b], idx[b]) for b in range(3)])
     np.testing.assert_allclose(final, want, rtol=1e-6)
     np.testing.assert_allclose(total, want_total, rtol=1e-6)
+
+
+def test_writes_inside_loop_bodies_batch_and_compile():
+    """A kernel whose loop body writes into its carry (a heat-diffusion step written with
+    slices, an np.add.at histogram filled one sample per step) runs as a fori_loop: the
+    writes are functionalized inside the body, batched with it and compiled in one module."""
+    def heat(u):
+        def step(i, u):
+            u[1:-1] = u[1:-1] + np.float32(0.1) * (u[2:] - 2 * u[1:-1] + u[:-2])
+            return u
+        return vmapc.fori_loop(0, 5, step, u.copy())
+
+    def hist(x):
+        def step(i, h):
+            np.add.at(h, np.clip((x[i] * 4).astype(np.int32), 0, 3), 1.0)
+            return h
+        return vmapc.fori_loop(0, x.shape[0], step, np.zeros(4, np.float32))
+
+    def heat_np(u):
+        u = u.copy()
+        for _ in range(5):
+            u[1:-1] = u[1:-1] + np.float32(0.1) * (u[2:] - 2 * u[1:-1] + u[:-2])
+        return u
+
+    def hist_np(x):
+        return np.bincount(np.clip((x * 4).astype(np.int32), 0, 3), minlength=4).astype(np.float32)
+
+    rng = np.random.default_rng(0)
+    u, x = rng.random((3, 16)).astype(np.float32), rng.random((3, 10)).astype(np.float32)
+    want_u, want_h = np.stack([heat_np(r) for r in u]), np.stack([hist_np(r) for r in x])
+    for fn, arg, want in ((heat, u, want_u), (hist, x, want_h)):
+        one = vmapc.trace(fn, arg[0])
+        np.testing.assert_allclose(vmapc.eval(one, arg[0])[0], want[0], rtol=1e-6)
+        batched = vmapc.vmap(one, in_dims=0, axis_size=3)
+        np.testing.assert_allclose(vmapc.eval(batched, arg)[0], want, rtol=1e-6)
+    np.testing.assert_allclose(vmapc.compile(heat, in_dims=0)(u), want_u, rtol=1e-5)
+    np.testing.assert_array_equal(vmapc.compile(hist, in_dims=0)(x), want_h)
