@@ -308,6 +308,26 @@ def window_too_large():
     vmapc.trace(lambda x: np.lib.stride_tricks.sliding_window_view(x, 5), F32[4])  # <-- window_too_large
 
 
+@entry("trace", ShapeError, r"numpy\.linalg\.inv: last 2 dimensions of the array must be square, got shape \(2, 3\)")
+def linalg_not_square():
+    vmapc.trace(lambda a: np.linalg.inv(a), F32[2, 3])  # <-- linalg_not_square
+
+
+@entry("trace", ShapeError, r"numpy\.linalg\.solve: b has 3 rows where a has 2")
+def linalg_solve_mismatch():
+    vmapc.trace(lambda a, b: np.linalg.solve(a, b), F32[2, 2], F32[3])  # <-- linalg_solve_mismatch
+
+
+@entry("trace", DTypeError, r"numpy\.linalg\.inv: array type float16 is unsupported in linalg")
+def linalg_float16():
+    vmapc.trace(lambda a: np.linalg.inv(a), vmapc.f16[2, 2])  # <-- linalg_float16
+
+
+@entry("trace", UnsupportedError, r"numpy\.linalg\.qr: mode='raw' \(LAPACK's Householder vectors\) is not supported")
+def linalg_qr_raw():
+    vmapc.trace(lambda a: np.linalg.qr(a, "raw"), F32[2, 2])  # <-- linalg_qr_raw
+
+
 @entry("trace", ShapeError, r"add: operands could not be broadcast together with shapes \(3,\) \(4,\)")
 def broadcast_mismatch():
     vmapc.trace(lambda x, y: x + y, F32[3], F32[4])  # <-- broadcast_mismatch

@@ -1117,8 +1117,88 @@ for _name, _f in NORMS.items():
         case(f"norm-{_name}-{_d}", _f, arr((3, 4), _d))
 
 
-@pytest.mark.parametrize("f", [lambda x: np.linalg.norm(x, 2), lambda x: np.linalg.norm(x, "nuc"),
-                               lambda x: np.linalg.norm(x, -2)], ids=["2", "nuc", "-2"])
+# --- np.linalg: solves, inverses, determinants, factorizations (tests/test_linalg.py: accuracy) ---
+
+def _well_conditioned(shape, d):
+    """Random matrices made diagonally dominant (condition numbers of a few units)."""
+    x = arr(shape, "float64")
+    n = shape[-1]
+    return np.asarray(x + 4 * n * np.eye(n) * np.sign(np.diagonal(x, axis1=-2, axis2=-1))[..., None], d)
+
+
+def _spd(shape, d):
+    x = arr(shape, "float64")
+    return np.asarray(x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1]), d)
+
+
+for _d in ("float32",):        # float64: the cases below, and tests/test_linalg.py (compiles are costly)
+    _a = _well_conditioned((3, 3), _d)
+    case(f"linalg-solve-{_d}", lambda a, b: np.linalg.solve(a, b), _a, arr((3,), _d))
+    case(f"linalg-inv-det-slogdet-{_d}", lambda a: (np.linalg.inv(a), np.linalg.det(a), np.linalg.slogdet(a)), _a)
+    case(f"linalg-cholesky-{_d}", lambda a: np.linalg.cholesky(a), _spd((3, 3), _d))
+    case(f"linalg-qr-{_d}", lambda a: np.linalg.qr(a), arr((3, 3), _d))
+case("linalg-solve-stacked-broadcast", lambda a, b: np.linalg.solve(a, b), _well_conditioned((2, 1, 2, 2), "float64"),
+     arr((3, 2, 2), "float64"))
+case("linalg-solve-mixed-dtypes", lambda a, b: np.linalg.solve(a, b), _well_conditioned((2, 2), "float32"),
+     arr((2,), "int32"))
+case("linalg-cholesky-qr-float64", lambda a, s: (np.linalg.cholesky(s), np.linalg.qr(a)), arr((3, 3), "float64"),
+     _spd((3, 3), "float64"))
+case("linalg-solve-int", lambda a, b: np.linalg.solve(a, b), np.array([[4, 1, 0], [1, -5, 2], [0, 2, 6]], np.int32),
+     arr((3, 2), "int64"))
+case("linalg-inv-stacked", lambda a: np.linalg.inv(a), _well_conditioned((2, 3, 2, 2), "float64"))
+case("linalg-inv-1x1", lambda a: np.linalg.inv(a), np.array([[4.0]]))
+case("linalg-det-int-bool", lambda a, b: (np.linalg.det(a), np.linalg.det(b)),
+     np.array([[0, 2, 1], [3, 1, 4], [1, 0, 2]], np.int16), np.array([[True, False], [True, True]]))
+case("linalg-det-singular", lambda a: np.linalg.det(a), np.array([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [1.0, 3.0]]]))
+case("linalg-det-slogdet-empty", lambda a: (np.linalg.det(a), np.linalg.slogdet(a)), np.zeros((2, 0, 0), np.float32))
+case("linalg-slogdet-signs", lambda a: np.linalg.slogdet(a),
+     np.array([[[0.0, 1.0], [1.0, 0.0]], [[-2.0, 0.0], [0.0, 3.0]], [[1.0, 2.0], [2.0, 4.0]], [[1e-200, 0], [0, 1e-200]]]))
+case("linalg-cholesky-stacked-upper", lambda a: np.linalg.cholesky(a, upper=True), _spd((2, 2, 2), "float64"))
+case("linalg-cholesky-reads-lower", lambda a: np.linalg.cholesky(np.tril(a) + 7 * np.triu(a, 1)), _spd((3, 3), "float64"))
+case("linalg-qr-complete-tall", lambda a: np.linalg.qr(a, "complete"), arr((3, 2), "float64"))
+case("linalg-qr-reduced-wide", lambda a: np.linalg.qr(a), arr((2, 3), "float64"))
+case("linalg-qr-r-stacked-int", lambda a: np.linalg.qr(a, "r"), arr((2, 3, 2), "int32"))
+_T3 = _well_conditioned((3, 3), "float64")
+case("linalg-solve-triangular", lambda a, b: (vnp.linalg.solve_triangular(a, b), vnp.linalg.solve_triangular(a, b, lower=True),
+                                              vnp.linalg.solve_triangular(a, b, trans="T"),
+                                              vnp.linalg.solve_triangular(a, b, trans=1, lower=True, unit_diagonal=True)),
+     _T3, arr((3, 2), "float64"))
+case("linalg-eigvalsh-float64", lambda a: np.linalg.eigvalsh(a), arr((4, 4), "float64"))
+case("linalg-norm-2-float32", lambda a: (np.linalg.norm(a, 2), np.linalg.norm(a, 2, axis=(0, 1), keepdims=True)),
+     arr((3, 4), "float32"))
+case("linalg-eigvalsh-upper-stacked", lambda a: np.linalg.eigvalsh(a, "U"), arr((2, 3, 3), "float64"))
+case("linalg-norm-2-wide-3d", lambda a: np.linalg.norm(a, 2, axis=(2, 0)), arr((2, 3, 4), "float64"))
+case("linalg-solve-triangular-vector", lambda a, b: vnp.linalg.solve_triangular(a, b, trans="C", lower=True),
+     _T3, arr((3,), "float64"))
+case("linalg-solve-triangular-stacked-f32", lambda a, b: vnp.linalg.solve_triangular(a, b, lower=True),
+     _well_conditioned((2, 3, 3), "float32"), arr((2, 3, 1), "float32"))
+
+
+@pytest.mark.parametrize("f, args", [
+    (lambda a: np.linalg.inv(a), [arr((2, 3), "float64")]),
+    (lambda a: np.linalg.det(a), [arr((3,), "float64")]),
+    (lambda a: np.linalg.inv(a), [arr((2, 2), "float16")]),
+    (lambda a: np.linalg.cholesky(a), [arr((2, 3), "float32")]),
+    (lambda a, b: np.linalg.solve(a, b), [arr((2, 2), "float64"), arr((3,), "float64")]),
+    (lambda a, b: np.linalg.solve(a, b), [arr((2, 2, 2), "float64"), arr((3, 2, 1), "float64")]),
+    (lambda a: np.linalg.qr(a, "bad"), [arr((2, 2), "float64")]),
+    (lambda a: np.linalg.slogdet(a), [arr((2, 3, 2), "float64")]),
+], ids=["inv-not-square", "det-1d", "inv-float16", "cholesky-not-square", "solve-mismatch", "solve-stacks",
+        "qr-mode", "slogdet-not-square"])
+def test_linalg_rejects_what_numpy_rejects(f, args):
+    check_raises(f, *args)
+
+
+def test_linalg_unsupported_and_solve_triangular_errors():
+    with pytest.raises(UnsupportedError, match="raw"):
+        vmapc.trace(lambda a: np.linalg.qr(a, "raw"), arr((2, 2), "float64"))
+    with pytest.raises(VmapcError, match="trans"):
+        vmapc.trace(lambda a, b: vnp.linalg.solve_triangular(a, b, trans=3), arr((2, 2), "float64"), arr((2,), "float64"))
+    with pytest.raises(VmapcError, match="incompatible"):
+        vmapc.trace(lambda a, b: vnp.linalg.solve_triangular(a, b), arr((2, 2), "float64"), arr((3,), "float64"))
+
+
+@pytest.mark.parametrize("f", [lambda x: np.linalg.norm(x, "nuc"), lambda x: np.linalg.norm(x, -2)], ids=["nuc", "-2"])
 def test_matrix_norms_needing_an_svd_are_unsupported(f):
     with pytest.raises(UnsupportedError, match="SVD"):
         vmapc.trace(f, arr((3, 4), "float32"))

@@ -1,4 +1,23 @@
-"""``vmapc.numpy.linalg``: vector and matrix norms."""
+"""``vmapc.numpy.linalg``: NumPy's ``np.linalg`` for the small per-example matrices vmap is
+used for.
+
+``eigh``/``eigvalsh`` are cyclic Jacobi (a fixed number of sweeps); the matrix 2-norm is the
+largest eigenvalue of the Gram matrix. ``svd``, ``eig`` and the -2 and nuclear norms are not
+provided: an accurate SVD of a general matrix (one-sided Jacobi) is the same kind of program
+and is left for later; the Gram-matrix shortcut would lose the small singular values.
+
+Solving, inverting, determinants, Cholesky and QR are the array programs of
+:mod:`vmapc.numpy._factor` (LU with partial pivoting, substitution, right-looking Cholesky,
+Householder QR), traced from plain NumPy operations: they batch, lower and differentiate
+like any other traced code. ``solve_triangular`` (SciPy's ``scipy.linalg.solve_triangular``,
+which NumPy lacks) lives here too. Every function accepts stacks of matrices (``..., n, n``)
+as NumPy's do; integer and bool inputs compute in float64, float16 is refused as NumPy
+refuses it.
+
+Where NumPy raises ``LinAlgError`` on the data (a singular matrix, a matrix that is not
+positive definite) a compiled program cannot: the result holds infinities or NaNs instead
+(docs/numpy.md). Norms follow NumPy in every order that needs no SVD.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +25,212 @@ from __future__ import annotations
 import numpy as _np
 
 from .. import dtypes as dt
-from ..errors import ShapeError, UnsupportedError
+from ..errors import DTypeError, ShapeError, UnsupportedError
 from ..tracing import user_loc
 
 from ._core import _HANDLED, _axes, _is_tracer
-from .ufuncs import absolute, astype, multiply, not_equal, power, sqrt
-from .reductions import max, min, sum
-from .shape import reshape
+from . import _factor as _f
+from .matrices import diagonal, tril, triu
+from .ufuncs import absolute, astype, log, multiply, not_equal, power, sqrt, where
+from .reductions import max, min, prod, sum
+from .shape import broadcast_to, expand_dims, moveaxis, reshape, swapaxes
+
+_SlogdetResult = type(_np.linalg.slogdet(_np.eye(1)))
+_QRResult = type(_np.linalg.qr(_np.eye(1)))
+_EighResult = type(_np.linalg.eigh(_np.eye(1)))
+
+def _float_type(fname, *xs):
+    """NumPy's linalg result dtype: float32 or float64 (integers and bools compute in float64)."""
+    d = _np.result_type(*[x.dtype for x in xs])
+    if d == _np.float16 or d.kind not in "biuf":
+        raise DTypeError(f"{fname}: array type {d} is unsupported in linalg", user_loc())
+    return dt.FLOAT64 if d.kind in "biu" else d
+
+
+def _matrices(fname, *xs, square=True, like=None):
+    """The operands as arrays of the common float dtype (with ``like``'s too), each checked to
+    be a stack of (square) matrices."""
+    xs = [x if _is_tracer(x) else _np.asarray(x) for x in xs]
+    d = _float_type(fname, *xs, *([] if like is None else [like]))
+    out = []
+    for x in xs:
+        if x.ndim < 2:
+            raise ShapeError(f"{fname}: {x.ndim}-dimensional array given. Array must be at least "
+                             "two-dimensional", user_loc())
+        if square and x.shape[-1] != x.shape[-2]:
+            raise ShapeError(f"{fname}: last 2 dimensions of the array must be square, got shape "
+                             f"{tuple(x.shape)}", user_loc())
+        out.append(astype(x, d) if x.dtype != d else x)
+    return out
+
+
+def _batch_broadcast(fname, a, b):
+    """Broadcast the stack dimensions of a (..., n, n) and b (..., n, m)."""
+    try:
+        batch = _np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    except ValueError:
+        raise ShapeError(f"{fname}: the stack shapes {tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} "
+                         "do not broadcast", user_loc()) from None
+    return broadcast_to(a, batch + tuple(a.shape[-2:])), broadcast_to(b, batch + tuple(b.shape[-2:]))
+
+
+def solve(a, b):
+    """NumPy's solve: ``a @ x = b`` by LU with partial pivoting. ``b`` is a vector only when it
+    is 1-d (NumPy 2); otherwise a stack of (n, m) right-hand sides."""
+    if not (_is_tracer(a) or _is_tracer(b)):
+        return _np.linalg.solve(a, b)
+    b = b if _is_tracer(b) else _np.asarray(b)
+    (a,) = _matrices("numpy.linalg.solve", a, like=b)
+    vector = b.ndim == 1
+    b = astype(b, a.dtype) if b.dtype != a.dtype else b
+    if vector:
+        b = expand_dims(b, -1)
+    if b.shape[-2] != a.shape[-1]:
+        raise ShapeError(f"numpy.linalg.solve: b has {b.shape[-2]} rows where a has {a.shape[-1]} "
+                         f"(a {tuple(a.shape)}, b {tuple(b.shape)})", user_loc())
+    a, b = _batch_broadcast("numpy.linalg.solve", a, b)
+    u, y, _ = _f.eliminate(a, b)
+    x = _f.triangular_solve(u, y, lower=False)
+    return x[..., 0] if vector else x
+
+
+def inv(a):
+    """NumPy's inv, as ``solve(a, I)``."""
+    if not _is_tracer(a):
+        return _np.linalg.inv(a)
+    (a,) = _matrices("numpy.linalg.inv", a)
+    n = a.shape[-1]
+    return solve(a, broadcast_to(_np.eye(n, dtype=a.dtype), tuple(a.shape)))
+
+
+def _lu_diagonal(a):
+    u, _, sign = _f.eliminate(a)
+    return diagonal(u, axis1=-2, axis2=-1), sign
+
+
+def det(a):
+    """NumPy's det: the product of the LU pivots and the permutation's sign."""
+    if not _is_tracer(a):
+        return _np.linalg.det(a)
+    (a,) = _matrices("numpy.linalg.det", a)
+    if a.shape[-1] == 0:
+        return _np.ones(a.shape[:-2], a.dtype)
+    d, sign = _lu_diagonal(a)
+    r = sign * prod(d, axis=-1)
+    return where(r == 0, 0, r)         # NumPy's singular determinant is +0.0
+
+
+def slogdet(a):
+    """NumPy's slogdet: ``(sign, log|det|)`` from the LU pivots; a singular matrix gives
+    ``(0, -inf)``."""
+    if not _is_tracer(a):
+        return _np.linalg.slogdet(a)
+    (a,) = _matrices("numpy.linalg.slogdet", a)
+    if a.shape[-1] == 0:
+        return _SlogdetResult(_np.ones(a.shape[:-2], a.dtype), _np.zeros(a.shape[:-2], a.dtype))
+    d, sign = _lu_diagonal(a)
+    sign = sign * prod(_np.sign(d), axis=-1)
+    return _SlogdetResult(where(sign == 0, 0, sign), sum(log(absolute(d)), axis=-1))
+
+
+def cholesky(a, /, *, upper=False):
+    """NumPy's cholesky: the lower factor (``upper=True``: the upper one, computed from the
+    upper triangle), reading only that triangle of ``a`` as LAPACK does."""
+    if not _is_tracer(a):
+        return _np.linalg.cholesky(a, upper=upper)
+    (a,) = _matrices("numpy.linalg.cholesky", a)
+    if upper:
+        return swapaxes(_f.cholesky_lower(swapaxes(a, -1, -2)), -1, -2)
+    return _f.cholesky_lower(a)
+
+
+def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_b=False,
+                     check_finite=True):
+    """SciPy's ``scipy.linalg.solve_triangular``: ``a @ x = b`` (``trans`` 1 or "T", and 2 or
+    "C" for real arrays: ``a.T @ x = b``) reading only the lower or upper triangle of ``a``
+    (and not its diagonal where ``unit_diagonal``). ``b`` is (n,) or (n, m), and, unlike
+    SciPy, both may be stacks (``..., n, n`` and ``..., n, m``). ``overwrite_b`` and
+    ``check_finite`` are accepted and ignored."""
+    fname = "vmapc.numpy.linalg.solve_triangular"
+    if trans not in (0, 1, 2, "N", "T", "C"):
+        raise ShapeError(f"{fname}: invalid trans {trans!r} (0, 1, 2, 'N', 'T' or 'C')", user_loc())
+    if not (_is_tracer(a) or _is_tracer(b)):
+        a, b = _np.asarray(a), _np.asarray(b)
+        d = _float_type(fname, a, b)
+        t = (_np.tril if lower else _np.triu)(a).astype(d)
+        if unit_diagonal:
+            t = t - _np.eye(a.shape[-1], dtype=d) * _np.diagonal(t, axis1=-2, axis2=-1)[..., None, :] \
+                + _np.eye(a.shape[-1], dtype=d)
+        if trans in (1, 2, "T", "C"):
+            t = _np.swapaxes(t, -1, -2)
+        return _np.linalg.solve(t, b[..., None] if b.ndim == 1 else b)[..., 0] if b.ndim == 1 \
+            else _np.linalg.solve(t, b)
+    b = b if _is_tracer(b) else _np.asarray(b)
+    (a,) = _matrices(fname, a, like=b)
+    b = astype(b, a.dtype) if b.dtype != a.dtype else b
+    vector = b.ndim == 1
+    if vector:
+        b = expand_dims(b, -1)
+    if b.shape[-2] != a.shape[-1]:
+        raise ShapeError(f"{fname}: shapes of a {tuple(a.shape)} and b {tuple(b.shape)} are "
+                         "incompatible", user_loc())
+    if trans in (1, 2, "T", "C"):
+        a, lower = swapaxes(a, -1, -2), not lower
+    x = _f.triangular_solve(a, b, lower=lower, unit_diagonal=unit_diagonal)
+    return x[..., 0] if vector else x
+
+
+def qr(a, mode="reduced"):
+    """NumPy's qr by Householder reflections, in modes "reduced", "complete" and "r"
+    (LAPACK's sign convention, so Q and R match NumPy's). Mode "raw" is not supported."""
+    if not _is_tracer(a):
+        return _np.linalg.qr(a, mode)
+    if mode == "raw":
+        raise UnsupportedError("numpy.linalg.qr: mode='raw' (LAPACK's Householder vectors) is not "
+                               "supported", user_loc())
+    if mode not in ("reduced", "complete", "r"):
+        raise ShapeError(f"numpy.linalg.qr: unrecognized mode {mode!r}", user_loc())
+    (a,) = _matrices("numpy.linalg.qr", a, square=False)
+    q, r = _f.householder_qr(a, complete=mode == "complete")
+    return r if mode == "r" else _QRResult(q, r)
+
+
+def _symmetric(fname, a, UPLO):
+    if UPLO not in ("L", "U"):
+        raise ShapeError(f"{fname}: UPLO argument must be 'L' or 'U', got {UPLO!r}", user_loc())
+    (a,) = _matrices(fname, a)
+    if UPLO == "L":
+        return tril(a) + swapaxes(tril(a, -1), -1, -2)
+    return triu(a) + swapaxes(triu(a, 1), -1, -2)
+
+
+def eigh(a, UPLO="L"):
+    """NumPy's eigh by cyclic Jacobi rotations, reading the ``UPLO`` triangle: eigenvalues
+    ascending, eigenvectors as columns (an ``EighResult``). Each eigenvector's sign, and the
+    basis of a repeated eigenvalue's space, may differ from LAPACK's."""
+    if not _is_tracer(a):
+        return _np.linalg.eigh(a, UPLO)
+    w, v = _f.jacobi_eigh(_symmetric("numpy.linalg.eigh", a, UPLO))
+    return _EighResult(w, v)
+
+
+def eigvalsh(a, UPLO="L"):
+    """NumPy's eigvalsh: the eigenvalues of :func:`eigh`, ascending."""
+    if not _is_tracer(a):
+        return _np.linalg.eigvalsh(a, UPLO)
+    return _f.jacobi_eigh(_symmetric("numpy.linalg.eigvalsh", a, UPLO))[0]
+
+
+def _spectral_norm(x, row, col, keepdims):
+    """The matrix 2-norm: the square root of the largest eigenvalue of the Gram matrix
+    (accurate relative to itself; the smallest singular value, ord=-2, would not be)."""
+    m = moveaxis(x, (row, col), (-2, -1))
+    g = swapaxes(m, -1, -2) @ m if m.shape[-1] <= m.shape[-2] else m @ swapaxes(m, -1, -2)
+    r = sqrt(max(_f.jacobi_eigh(g)[0], axis=-1))
+    if keepdims:
+        r = reshape(r, tuple(1 if i in (row, col) else d for i, d in enumerate(x.shape)))
+    return r
+
 
 def norm(x, ord=None, axis=None, keepdims=False):
     """NumPy's norm: vector norms of any order, and the Frobenius, 1, -1, inf and -inf
@@ -45,9 +263,12 @@ def norm(x, ord=None, axis=None, keepdims=False):
         if keepdims:
             r = reshape(r, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
         return r
-    if ord in (2, -2, "nuc"):
+    if ord == 2:
+        return _spectral_norm(x, row, col, keepdims)
+    if ord in (-2, "nuc"):
         raise UnsupportedError(f"numpy.linalg.norm: matrix ord={ord!r} is not supported (it needs "
-                               "an SVD)", user_loc())
+                               "an SVD: the small singular values of the Gram matrix's eigenvalues "
+                               "are not accurate)", user_loc())
     raise ShapeError("Invalid norm order for matrices.", user_loc())
 
 def _vector_norm(x, ord, axes, keepdims):
@@ -68,3 +289,5 @@ def _vector_norm(x, ord, axes, keepdims):
 
 
 _HANDLED[_np.linalg.norm] = norm
+for _name in ("solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh"):
+    _HANDLED[getattr(_np.linalg, _name)] = globals()[_name]
