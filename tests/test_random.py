@@ -628,3 +628,43 @@ def test_numpy_random_guards_only_the_tracing_thread_and_go_away():
     with pytest.raises(UnsupportedError, match=r"random\.random inside a traced function"):
         vmapc.trace(lambda x: x * random.random(), vmapc.f32[3])
     assert np.random.normal is original[0]
+
+
+def test_keys_cross_scan_and_cond_like_the_python_loop():
+    """A key carried through a scan (split every step) and a draw inside a cond's branch give
+    the numbers of the same steps run by a Python loop (on arrays); batched over per-example
+    keys, each example gets its own loop's numbers; a shared key drawn inside a loop body
+    under randomness="different" is the documented error (split outside and pass the keys)."""
+    def walk(key, x0):
+        def step(carry, _):
+            key, x = carry
+            key, sub = vmapc.random.split(key)
+            x = x + vmapc.random.normal(sub, ())
+            return (key, x), x
+        (_, x), xs = vmapc.scan(step, (key, x0), None, length=5)
+        return xs
+
+    def pick(key, flag):
+        return vmapc.cond(flag, lambda k: vmapc.random.uniform(k, (3,)), lambda k: -vmapc.random.uniform(k, (3,)), key)
+
+    def walk_loop(key, x0):
+        out = []
+        for _ in range(5):
+            key, sub = vmapc.random.split(key)
+            x0 = x0 + vmapc.random.normal(sub, ())
+            out.append(x0)
+        return np.stack(out)
+
+    key = vmapc.random.key(3)
+    x0 = np.float32(0.5)
+    want = walk_loop(key, x0)
+    fn = vmapc.trace(walk, key, x0)
+    np.testing.assert_array_equal(vmapc.eval(fn, key, x0)[0], want)
+    u = vmapc.random.uniform(key, (3,))
+    np.testing.assert_array_equal(vmapc.eval(vmapc.trace(pick, key, np.bool_(True)), key, np.bool_(True))[0], u)
+    np.testing.assert_array_equal(vmapc.eval(vmapc.trace(pick, key, np.bool_(False)), key, np.bool_(False))[0], -u)
+    keys = vmapc.random.split(key, 4)
+    batched = vmapc.vmap(fn, in_dims=(0, None), axis_size=4)
+    np.testing.assert_array_equal(vmapc.eval(batched, keys, x0)[0], np.stack([walk_loop(k, x0) for k in keys]))
+    with pytest.raises(BatchingError, match="inside the body of a cond, loop or scan"):
+        vmapc.vmap(vmapc.trace(walk, key, x0), in_dims=(None, 0), axis_size=3, randomness="different")
