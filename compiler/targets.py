@@ -121,11 +121,28 @@ class Target:
                 for v in list(e.inputs) + list(e.outputs):
                     if v.dtype not in self.dtypes:
                         raise self._dtype_error(fn, f"{e.op} on {v.type}", v.dtype, e.loc)
+                why = self._refuses(e)
+                if why is not None:
+                    raise TargetError(f"{fn.name}: {why}", e.loc)
                 if e.op in self.unsupported_ops and any(v.dtype == dt.FLOAT64 for v in e.inputs):
                     raise TargetError(
                         f"{fn.name}: float64 {e.op} is not available on target {self.label}: SPIR-V's "
                         f"GLSL.std.450 math functions take 16/32-bit floats only (compute it in float32 "
                         f"with .astype(np.float32), or use target 'cpu' or 'cuda')", e.loc)
+
+    def _refuses(self, e):
+        """Why this target refuses equation `e` (an IREE 3.13 limitation found by the backend
+        corpus, tests/test_backends.py), or None."""
+        if e.op != "scatter":
+            return None
+        if self.name == "cuda":
+            return (f"scatter (a write at computed indices, mode={e.attrs['mode']}) is not available on target "
+                    f"{self.label}: IREE 3.13's CUDA backend fails to compile it (\"failed to bufferize op\"); "
+                    "use target 'cpu' or 'vulkan'")
+        if self.name == "vulkan" and e.attrs["mode"] in ("min", "max"):
+            return (f"scatter with mode={e.attrs['mode']} (np.minimum.at, np.maximum.at) is not available on "
+                    f"target {self.label}: IREE 3.13's SPIR-V code for it gives wrong results; use target 'cpu'")
+        return None
 
     def _dtype_error(self, fn, what, dtype, loc):
         supported = ", ".join(dt.short_name(d) for d in dt.ALL if d in self.dtypes)

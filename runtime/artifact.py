@@ -157,7 +157,9 @@ def _validate(m: dict, mf: Path):
             d = a.get(dim_key)
             if d is not None and not (is_int(d) and 0 <= d < max(t.rank, 1)):
                 bad(f"{key}[{i}] ({a['name']}): {dim_key} must be null or an axis of {t}, got {show(d)}")
-    for key, n in (("in_dims", len(m["inputs"])), ("out_dims", len(m["outputs"]))):
+    # (inputs with a default, example_offset, come after the function's own and have no in_dim)
+    n_in = len([a for a in m["inputs"] if "default" not in a])
+    for key, n in (("in_dims", n_in), ("out_dims", len(m["outputs"]))):
         dims = m.get(key)
         if dims is not None and not (isinstance(dims, list) and len(dims) == n
                                      and all(d is None or (is_int(d) and 0 <= d <= 64) for d in dims)):

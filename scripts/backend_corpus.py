@@ -127,6 +127,11 @@ def _op_entries(rng) -> list:
     for i, s in enumerate(op_samples("few")):
         n = len(s.fn.inputs)
         op = s.fn.eqns[0].op if s.fn.eqns else s.name
+        if s.fn.eqns and s.fn.eqns[0].op in ("cond", "while_loop", "scan"):
+            # IREE 3.13's runtime fails a module that mixes these loops with the corpus's many other
+            # programs ("transient buffer has not been committed" in queue.dealloca, local-task and
+            # Vulkan); they run in a module of their own in tests/test_control.py
+            continue
         if n == 0 or "collective" in s.tags:    # (a collective's expected values come from the whole batch)
             cases = vmap_cases(s, rng, sizes=(3,), out_dims=((0, -1)[i % 2],), nested=False, all_in_dims=False)
         else:

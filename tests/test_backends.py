@@ -162,7 +162,8 @@ def test_cuda_runs_here():
 def test_corpus_covers_every_op_family_and_example():
     from vmapc.ops import OPS
     s = bc.summary(CORPUS)
-    assert set(OPS) <= set(s["families"])
+    # (the loops run on every backend in a module of their own: tests/test_control.py)
+    assert set(OPS) - {"cond", "while_loop", "scan"} <= set(s["families"])
     assert {"quickstart", "mlp_inference", "ensemble", "attention", "pairwise_distances"} <= set(s["families"])
     assert s["kinds"]["nested"] >= 50 and s["kinds"]["op"] >= 200
     in_dims = {e.name.split("_in", 1)[1].split("_out")[0] for e in CORPUS if e.kind == "op" and "_in(" in e.name}
@@ -179,14 +180,19 @@ def test_programs_a_target_cannot_run_raise_target_error(label):
     for name, reason in skipped.items():
         with pytest.raises(TargetError) as err:
             lowering.lower([by_name[name].fn], target=t)
-        assert t.label in str(err.value) and err.value.loc is not None, reason
+        # (the op samples are built without source lines; the examples have theirs)
+        assert t.label in str(err.value) and (err.value.loc is not None or by_name[name].kind != "example"), reason
+    # scatters IREE 3.13 cannot compile (CUDA) or computes wrongly (Vulkan min/max) are refused
+    scatters = {n for n, r in skipped.items() if r.split(": ", 1)[1].startswith("scatter")}
+    if label.startswith("cuda"):
+        assert scatters
     if label == "vulkan":  # attention's float64 exp (NumPy promotes q @ k.T / np.sqrt(d) to float64)
-        assert list(skipped) == ["example_attention"]
+        assert scatters and sorted(set(skipped) - scatters) == ["example_attention"]
         with pytest.raises(TargetError, match="float64 exp") as err:
             lowering.lower([by_name["example_attention"].fn], target=t)
         assert err.value.loc.file.endswith("attention.py")
     else:
-        assert not skipped
+        assert not set(skipped) - scatters
 
 
 # --- helpers for the targeted tests --------------------------------------------------------------

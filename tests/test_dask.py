@@ -232,7 +232,7 @@ def test_to_zarr(tmp_path, arrays, expected, dynamic):
 @pytest.mark.parametrize("edit,message", [
     (lambda m: m.update(in_dims=[1, None, None]), "in_dims puts the batch of `x` (f32[B,64]) on axis 1"),
     (lambda m: m.update(out_dims=[7]), "'out_dims' must give each output's batch axis"),
-    (lambda m: m.update(batch="huge"), "'batch' must be a positive int or \"dynamic\""),
+    (lambda m: m.update(batch="huge"), "'batch' must be a size, \"dynamic\" or null"),
 ])
 def test_a_tampered_manifest_is_refused_before_anything_runs(tmp_path, artifacts, arrays, edit, message):
     """The runtime checks the types of a manifest against the module; the batch axes

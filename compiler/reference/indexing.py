@@ -51,7 +51,7 @@ def _dynamic_slice(x, *starts, sizes):
 
 
 def _update_slice(x, upd, *starts):
-    out = x.copy()
+    out = np.array(x)       # an ndarray copy, also of a 0-d value (a NumPy scalar has no item assignment)
     idx = []
     for s, n, d in zip(starts, upd.shape, x.shape):
         s = int(np.clip(int(s), 0, d - n))
