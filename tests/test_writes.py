@@ -347,7 +347,10 @@ def test_a_subset_on_vulkan(vmapc_shared_cache):
     from vmapc.optimize import simplify
     rng = np.random.default_rng(3)
     cases = []
-    for name in ("fancy", "ufunc_at"):
+    # np.minimum.at/np.maximum.at are refused on Vulkan (IREE 3.13's SPIR-V scatter min/max is wrong)
+    with pytest.raises(vmapc.errors.TargetError, match="scatter with mode=m"):
+        vmapc.targets.get_target("vulkan").check([_sample("ufunc_at").fn])
+    for name in ("fancy", "augmented_fancy_is_buffered", "views_see_writes"):
         sample = _jitter(_sample(name), rng)
         sample.fn = simplify(sample.fn)
         args = sample.gen(rng)
