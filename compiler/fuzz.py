@@ -627,11 +627,14 @@ class Generator:
         idx = self.index(shape, x.shape[axis])
         return self.emit("take_along_axis", x, idx, axis=axis)
 
-    def g_dynamic_slice(self):
-        x = self.pick()
-        sizes = tuple(self.int(0, d) if self.flip(0.2) else self.int(min(1, d), d) for d in x.shape)
+    def window_sizes(self, shape):
+        """The sizes of a window into `shape` (sometimes empty)."""
+        return tuple(self.int(0, d) if self.flip(0.2) else self.int(min(1, d), d) for d in shape)
+
+    def window_starts(self, shape):
+        """A start per dim of `shape`: a live 0-d integer, or an index up to 2 past the end."""
         starts = []
-        for d in x.shape:
+        for d in shape:
             if self.flip(0.3):
                 try:
                     starts.append(self.pick(lambda v: v.rank == 0 and dt.is_int(v.dtype)))
@@ -639,7 +642,12 @@ class Generator:
                 except _Skip:
                     pass
             starts.append(self.index((), d + 2))
-        return self.emit("dynamic_slice", x, *starts, sizes=sizes)
+        return starts
+
+    def g_dynamic_slice(self):
+        x = self.pick()
+        sizes = self.window_sizes(x.shape)
+        return self.emit("dynamic_slice", x, *self.window_starts(x.shape), sizes=sizes)
 
     def g_scatter(self):
         x = self.pick(lambda v: v.rank >= 1)
@@ -662,21 +670,12 @@ class Generator:
 
     def g_update_slice(self):
         x = self.pick()
-        shape = tuple(self.int(0, d) if self.flip(0.2) else self.int(min(1, d), d) for d in x.shape)
+        shape = self.window_sizes(x.shape)
         try:
             upd = self.pick(lambda v: v.shape == shape and v.dtype == x.dtype)
         except _Skip:
             upd = self.fresh(shape, x.dtype)
-        starts = []
-        for d in x.shape:
-            if self.flip(0.3):
-                try:
-                    starts.append(self.pick(lambda v: v.rank == 0 and dt.is_int(v.dtype)))
-                    continue
-                except _Skip:
-                    pass
-            starts.append(self.index((), d + 2))
-        return self.emit("update_slice", x, upd, *starts)
+        return self.emit("update_slice", x, upd, *self.window_starts(x.shape))
 
     def g_cumulative(self):
         x = self.pick(lambda v: v.rank >= 1)
