@@ -42,3 +42,26 @@ def dask_client():
     yield client
     client.close()
     cluster.close()
+
+
+# The scale-out tests' data (tests/scale_data.py): the README's MLP over N examples, its
+# per-example answers, and the module compiled for every batch size. A test module may
+# define its own `arrays` (test_ray.py uses fewer examples) or `expected`.
+
+@pytest.fixture(scope="module")
+def arrays():
+    from scale_data import data
+    return data()
+
+
+@pytest.fixture(scope="module")
+def expected(arrays):
+    from scale_data import mlp, per_example
+    return per_example(mlp, *arrays)
+
+
+@pytest.fixture(scope="module")
+def dynamic():
+    import vmapc
+    from scale_data import mlp
+    return vmapc.compile(mlp, in_dims=(0, None, None), batch="dynamic")

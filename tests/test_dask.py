@@ -26,7 +26,7 @@ import vmapc
 import vmapc.dask
 from vmapc.errors import CallError
 from vmapc.runtime import chunked
-from scale_data import MLP_TOL, N, data, export_mlp, mlp, per_example, two_outputs
+from scale_data import MLP_TOL, N, export_mlp, mlp, per_example, two_outputs
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
 
@@ -35,21 +35,6 @@ pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
 def threads():
     with dask.config.set(scheduler="threads"):
         yield
-
-
-@pytest.fixture(scope="module")
-def arrays():
-    return data()
-
-
-@pytest.fixture(scope="module")
-def expected(arrays):
-    return per_example(mlp, *arrays)
-
-
-@pytest.fixture(scope="module")
-def dynamic():
-    return vmapc.compile(mlp, in_dims=(0, None, None), batch="dynamic")
 
 
 @pytest.fixture(scope="module")

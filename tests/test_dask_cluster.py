@@ -30,8 +30,7 @@ except ImportError as e:  # pragma: no cover - CI installs the dask extra
 import vmapc
 import vmapc.dask
 from vmapc.errors import CallError
-from vmapc.runtime import chunked
-from scale_data import MLP_TOL, data, export_mlp, mlp, per_example
+from scale_data import MLP_TOL, export_mlp, mlp
 
 pytestmark = pytest.mark.usefixtures("vmapc_shared_cache")
 
@@ -64,21 +63,6 @@ def client(dask_client):
     dask_client.wait_for_workers(2, timeout=60)
     dask_client.run(_block_the_compiler)
     return dask_client
-
-
-@pytest.fixture(scope="module")
-def arrays():
-    return data()
-
-
-@pytest.fixture(scope="module")
-def expected(arrays):
-    return per_example(mlp, *arrays)
-
-
-@pytest.fixture(scope="module")
-def dynamic():
-    return vmapc.compile(mlp, in_dims=(0, None, None), batch="dynamic")
 
 
 def test_compiled_function_and_artifact_on_two_worker_processes(client, tmp_path, arrays, expected, dynamic):
