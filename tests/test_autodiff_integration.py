@@ -13,7 +13,6 @@ import pytest
 
 import vmapc
 from vmapc import testing
-from vmapc.errors import AutodiffError
 
 RNG = np.random.default_rng(17)
 
@@ -42,6 +41,17 @@ def writes(x, v):
     z = np.zeros_like(x)
     np.add.at(z, np.array([0, 0, 3]), v)     # a scatter-add
     return np.sum(np.sin(y) * z) + np.sum(y ** 2)
+
+
+def combines(x, v):
+    """np.multiply.at / np.maximum.at / np.minimum.at with duplicate indices (rows 0 and 2
+    are written several times, row 1 never)."""
+    i = np.array([0, 2, 0, 3, 0])
+    a, m, n = x.copy(), x.copy(), x.copy()
+    np.multiply.at(a, i, v)
+    np.maximum.at(m, i, v)
+    np.minimum.at(n, i, v)
+    return np.sum(np.sin(a)) + np.sum(m ** 2) + np.sum(n * np.arange(1.0, 4.0))
 
 
 def signs(x, y):
@@ -84,6 +94,9 @@ CASES = [
     ("scans_with_a_zero", scans, [X_ZEROS], 2),
     ("sorts", sorts, [(RNG.permutation(12).reshape(3, 4) - 6) * 0.5], 1),
     ("writes", writes, [RNG.normal(size=(4, 3)), RNG.normal(size=(3, 3))], 1),
+    ("scatter_combines", combines, [RNG.normal(size=(4, 3)), RNG.normal(size=(5, 3))], 2),
+    ("scatter_multiply_with_zeros", combines, [RNG.normal(size=(4, 3)),
+                                               RNG.normal(size=(5, 3)) * np.array([[0], [1], [0], [1], [1]])], 1),
     ("copysign", signs, [RNG.normal(size=(2, 3)), RNG.normal(size=(2, 3))], 2),
     ("rk4", rk4, [RNG.normal(size=3), np.array([0.7, 1.2, 0.3])], 1),
     ("rnn", rnn_loss, [RNG.normal(size=(3, 3)) * 0.5, RNG.normal(size=(5, 3))], 1),
@@ -187,14 +200,49 @@ def test_choices_at_ties():
     np.testing.assert_array_equal(gv, [0.0, 2.0, 3.0])
 
 
-def test_scatter_with_multiply_min_or_max_is_refused_at_the_users_line():
-    def f(x):
-        z = np.ones(4)
-        np.multiply.at(z, np.array([0, 1]), x)     # <-- the line
-        return np.sum(z)
-    with pytest.raises(AutodiffError, match=r"scatter\[mode=multiply\] cannot be differentiated") as info:
-        vmapc.trace(vmapc.grad(f), np.ones(2))
-    assert info.value.loc is not None and "np.multiply.at" in info.value.loc.source()
+def test_scatter_combines_at_zeros_and_ties():
+    """np.multiply.at with zero updates: update k's derivative is x times the product of
+    the *other* updates to its element (no division by its own zero); np.maximum.at at
+    ties: the derivative is split evenly between the operand's element and the updates
+    that equal the result (JAX's convention for scatter_max)."""
+    def prod(x, u):
+        a = x.copy()
+        np.multiply.at(a, np.array([0, 0, 1, 1, 1, 3, 3]), u)
+        return np.sum(a)
+    gx, gu = _eval(vmapc.grad(prod, argnums=(0, 1)), np.array([2.0, 3.0, 4.0, 1.5]),
+                   np.array([0.0, 5.0, 0.0, 2.0, 6.0, 0.0, 0.0]))
+    # element 0: 2 * 0 * 5 (one zero); element 1: 3 * 0 * 2 * 6 (one zero); 2: untouched;
+    # 3: 1.5 * 0 * 0 (two zeros: every partial is 0)
+    np.testing.assert_array_equal(gx, [0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(gu, [10.0, 0.0, 36.0, 0.0, 0.0, 0.0, 0.0])
+
+    idx, c = np.array([1, 1, 3, 0]), np.array([1.0, 2.0, 3.0, 4.0])
+
+    def top(x, u):
+        m = x.copy()
+        np.maximum.at(m, idx, u)
+        return np.sum(m * c)
+    x, u = np.array([1.0, 5.0, 0.0, 2.0]), np.array([5.0, 3.0, 2.0, 7.0])
+    gx, gu = _eval(vmapc.grad(top, argnums=(0, 1)), x, u)
+    # 0: update 3 (7) wins; 1: x (5) ties update 0 (5), a half each; 2: untouched;
+    # 3: x (2) ties update 2 (2), a half each
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 3.0, 2.0])
+    np.testing.assert_array_equal(gu, [1.0, 0.0, 2.0, 1.0])
+
+    jax = pytest.importorskip("jax", reason="JAX is the independent oracle for the tie convention")
+    jax.config.update("jax_enable_x64", True)
+    want = jax.grad(lambda x, u: jax.numpy.sum(x.at[idx].max(u) * c), argnums=(0, 1))(x, u)
+    np.testing.assert_array_equal(gx, want[0])
+    np.testing.assert_array_equal(gu, want[1])
+
+
+def test_per_example_gradients_through_scatter_combines_are_the_loop():
+    xs, vs = RNG.normal(size=(3, 4, 3)), RNG.normal(size=(5, 3))
+    got = _eval(vmapc.vmap(vmapc.grad(combines, argnums=(0, 1)), in_dims=(0, None)), xs, vs)
+    for x, g0, g1 in zip(xs, *got):
+        w0, w1 = _eval(vmapc.grad(combines, argnums=(0, 1)), x, vs)
+        np.testing.assert_allclose(g0, w0, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g1, w1, rtol=1e-12, atol=1e-12)
 
 
 # --- compiled: everything above in one module --------------------------------------------------------------

@@ -33,8 +33,6 @@ DOMAINS = {"remainder": ["any", "positive"]}
 # "ties" values): check them at distinct values, a shuffled grid of step 0.25 (exact in
 # float16 too) (the rules' choice at ties is pinned in test_autodiff_integration.py)
 DISTINCT = {"sort", "top_k", "cumulative"}
-# scatter modes without a derivative rule (they raise AutodiffError: tested below)
-REFUSED_SCATTER = {"multiply", "min", "max"}
 
 
 def _distinct_gen(types):
@@ -53,8 +51,6 @@ def _samples(dtypes):
     for s in testing.differentiable_samples(dtypes):
         e = s.fn.eqns[0]
         if e.op in NOT_BY_DIFFERENCES or "collective" in s.tags:
-            continue
-        if e.op == "scatter" and e.attrs["mode"] in REFUSED_SCATTER:
             continue
         if e.op in DOMAINS:
             s = testing.Sample(s.name, s.fn, testing._gen(s.fn.in_types, DOMAINS[e.op]))
@@ -78,16 +74,6 @@ COLLECTIVE_OPS = {s.fn.eqns[0].op for s in COLLECTIVE_SAMPLES}
 def test_every_differentiable_op_is_sampled():
     have = set(BY_OP) | NOT_BY_DIFFERENCES | COLLECTIVE_OPS
     assert sorted(set(OPS) - NON_DIFFERENTIABLE - have) == []
-
-
-def test_scatter_modes_without_a_rule_raise_a_clear_error():
-    from vmapc.errors import AutodiffError
-    for s in testing.differentiable_samples("few"):
-        e = s.fn.eqns[0]
-        if e.op == "scatter" and e.attrs["mode"] in REFUSED_SCATTER:
-            for transform in (jvp_function, vjp_function):
-                with pytest.raises(AutodiffError, match=f"scatter\\[mode={e.attrs['mode']}\\]"):
-                    transform(s.fn)
 
 
 @pytest.mark.parametrize("op", sorted(COLLECTIVE_OPS))
@@ -184,9 +170,13 @@ def _derivative_cases():
     for s in _samples("few") + [s for s in testing.differentiable_samples("few")
                                 if s.fn.eqns[0].op in NOT_BY_DIFFERENCES]:
         first.setdefault(s.fn.eqns[0].op, s)
-    for s in BY_OP["cumulative"]:          # each combine's rule is different
-        if s.fn.inputs[0].dtype == dt.FLOAT32 and s.name not in {f.name for f in first.values()}:
-            first.setdefault(("cumulative", s.fn.eqns[0].attrs["combine"]), s)
+    for op, attr in (("cumulative", "combine"), ("scatter", "mode")):   # each combine's rule is different
+        if op in first:
+            s = first.pop(op)
+            first[(op, s.fn.eqns[0].attrs[attr])] = s
+        for s in BY_OP[op]:
+            if s.fn.inputs[0].dtype == dt.FLOAT32:
+                first.setdefault((op, s.fn.eqns[0].attrs[attr]), s)
     cases = []
 
     def add(name, p, args, op):
