@@ -1,6 +1,8 @@
 """Differentiating the ops that came with the other families, through the front end:
 scans (np.cumsum, np.cumprod with zeros, np.maximum.accumulate), sorts and top_k,
-writes (``y[i] = v``, ``np.add.at``, slice assignment), collectives under a named vmap,
+writes (``y[i] = v``, ``np.add.at``, slice assignment; ``np.multiply.at``,
+``np.maximum.at`` and ``np.minimum.at`` with duplicate indices, zeros and ties),
+collectives under a named vmap,
 and control flow (an RK4 integrator with fori_loop, an RNN with scan, per-example
 gradients through a scan). Checked against float64 central finite differences
 (``vmapc.testing.check_grads``, on the reference evaluator), the per-example loop, JAX
@@ -154,9 +156,11 @@ def test_grad_inside_a_named_vmap_is_the_gradient_of_the_batch_total(f):
     np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-7)
 
 
-def test_collective_gradients_agree_with_jax():
+def test_gradients_agree_with_jax():
     """psum and all_gather against jax.vmap(jax.grad(f), axis_name=...) (JAX has no
-    derivative rule for pmax/pmin; those are checked by differences above)."""
+    derivative rule for pmax/pmin; those are checked by differences above), and the
+    split of np.maximum.at's derivative at ties against JAX's scatter_max (one test, so
+    JAX is imported once)."""
     jax = pytest.importorskip("jax", reason="JAX is the independent oracle here")
     jax.config.update("jax_enable_x64", True)
     jnp, lax = jax.numpy, jax.lax
@@ -172,6 +176,18 @@ def test_collective_gradients_agree_with_jax():
     want = np.asarray(jax.vmap(jax.grad(theirs), axis_name="i")(xs))
     np.testing.assert_allclose(_eval(vmapc.vmap(vmapc.grad(mine), axis_name="i"), xs), want,
                                rtol=1e-10, atol=1e-12)
+
+    idx, c = np.array([1, 1, 3, 0]), np.array([1.0, 2.0, 3.0, 4.0])
+
+    def top(x, u):
+        m = x.copy()
+        np.maximum.at(m, idx, u)
+        return np.sum(m * c)
+    x, u = np.array([1.0, 5.0, 0.0, 2.0]), np.array([5.0, 3.0, 2.0, 7.0])      # two ties
+    got = _eval(vmapc.grad(top, argnums=(0, 1)), x, u)
+    want = jax.grad(lambda x, u: jnp.sum(x.at[idx].max(u) * c), argnums=(0, 1))(x, u)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
 
 
 # --- the choices at ties, pinned ------------------------------------------------------------------------
@@ -227,13 +243,29 @@ def test_scatter_combines_at_zeros_and_ties():
     # 0: update 3 (7) wins; 1: x (5) ties update 0 (5), a half each; 2: untouched;
     # 3: x (2) ties update 2 (2), a half each
     np.testing.assert_array_equal(gx, [0.0, 1.0, 3.0, 2.0])
-    np.testing.assert_array_equal(gu, [1.0, 0.0, 2.0, 1.0])
+    np.testing.assert_array_equal(gu, [1.0, 0.0, 2.0, 1.0])      # (JAX agrees: test_gradients_agree_with_jax)
 
-    jax = pytest.importorskip("jax", reason="JAX is the independent oracle for the tie convention")
-    jax.config.update("jax_enable_x64", True)
-    want = jax.grad(lambda x, u: jax.numpy.sum(x.at[idx].max(u) * c), argnums=(0, 1))(x, u)
-    np.testing.assert_array_equal(gx, want[0])
-    np.testing.assert_array_equal(gu, want[1])
+
+def test_gather_gradients_are_scatter_adds_of_the_cotangent_size():
+    """The reverse rules of take and take_along_axis add the cotangent at the indices (a
+    scatter add): no value in the gradient program is larger than the table or the
+    cotangent (a one-hot contraction would build cotangent x rows), and repeated indices
+    sum, as np.add.at does."""
+    table, rows = RNG.normal(size=(5000, 4)), np.array([3, 4999, 3, -1, 17])
+    cols = np.array([[0], [3], [2], [1], [0]])
+
+    def lookup(t, i, j):
+        e = t[i]                                           # take
+        return np.sum(np.sin(e)) + np.sum(np.take_along_axis(e, j, axis=1) ** 2)
+    prog = vmapc.trace(vmapc.grad(lookup), table, rows, cols)
+    sizes = [int(np.prod(v.shape)) for e in vmapc.ir.walk_eqns(prog) for v in e.outputs]
+    assert max(sizes) <= table.size and any(e.op == "scatter" for e in prog.eqns)
+    assert not any(e.op == "dot_general" for e in prog.eqns)
+    want = np.zeros_like(table)
+    e = table[rows]
+    np.add.at(want, rows, np.cos(e))
+    np.add.at(want, (rows[:, None], cols), 2 * np.take_along_axis(e, cols, axis=1))
+    np.testing.assert_allclose(vmapc.eval(prog, table, rows, cols)[0], want, rtol=1e-12)
 
 
 def test_per_example_gradients_through_scatter_combines_are_the_loop():

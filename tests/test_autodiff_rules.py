@@ -203,15 +203,39 @@ def _derivative_cases():
     return cases
 
 
+# Which derivative programs are compiled here (IREE takes ~0.5-3 s per program on the CI
+# machine, so not all: every one is checked on the reference evaluator above, and every
+# op's lowering is compiled by test_vmap_compiled.py). Compiled: the programs of the ops
+# whose rules build something other than the op itself or elementwise arithmetic (loops,
+# branches, sorts, gathers, scatters, scans, extremes, collectives), and the second-order
+# programs, whose elementwise partials chain most of the elementwise ops. Left out, by
+# the sample-name prefixes below:
+# * JVP programs of linear ops: the JVP is the op itself applied to the tangents;
+JVP_IS_THE_OP = ("take_", "dynamic_slice_", "update_slice_", "scatter_set_", "scatter_add_",
+                 "cumulative_add_", "psum_", "all_gather_")
+# * programs that another test compiles end to end, through the front end: the reverse
+#   programs in test_autodiff_integration.py's module (np.sort, top_k, np.cumsum,
+#   np.cumprod, np.maximum.accumulate, y[i] = v, np.add.at, slice assignment, cond, scans,
+#   pmean, pmax, all_gather under grad) and while_loop's JVP in test_autodiff_control.py's.
+COMPILED_END_TO_END = {"vjp": ("sort_", "top_k_", "cumulative_add_", "cumulative_multiply_", "cumulative_maximum_",
+                               "scatter_set_", "scatter_add_", "update_slice_", "cond_", "scan_", "psum_", "pmax_",
+                               "all_gather_"),
+                       "jvp": ("while_",)}
+COMPILED_END_TO_END_OPS = {"sort", "top_k", "cumulative", "scatter", "update_slice", "cond", "scan", "psum", "pmax",
+                           "all_gather", "while_loop"}
+
+
 def _compiled_cases(cases):
-    """The derivative programs to compile. IREE takes ~0.5 s per program on the CI
-    machine, so not all of them (every one is checked on the reference evaluator above,
-    and every op's lowering is compiled by test_vmap_compiled.py): both programs of each
-    op whose rules build something other than the op itself or elementwise arithmetic
-    (loops, branches, sorts, gathers, scatters, scans, extremes, collectives), and the
-    second-order programs, whose elementwise partials chain most of the elementwise
-    ops."""
-    return [c for op, c in cases if op in COMPILE_ALWAYS or c.name.endswith("_jvp_of_vjp")]
+    def keep(op, name):
+        if name.endswith("_jvp_of_vjp"):
+            return True
+        mode = "vjp" if name.endswith(("_vjp", "_vjp_vmapped")) else "jvp"
+        if op not in COMPILE_ALWAYS:
+            return False
+        if mode == "jvp" and name.startswith(JVP_IS_THE_OP):
+            return False
+        return not name.startswith(COMPILED_END_TO_END[mode])
+    return [c for op, c in cases if keep(op, c.name)]
 
 
 DERIVATIVE_CASES = _derivative_cases()
@@ -224,7 +248,7 @@ def test_compiled_cases_cover_every_rule_that_is_not_elementwise_arithmetic():
     others = {op for op in OPS if OPS[op].family in ("elementwise", "shape", "contraction")
               or op in ("reduce_sum", "reduce_prod", "reduce_min")
               or op == "custom"}     # (a custom op's derivatives are its user's: tests/test_custom.py)
-    assert sorted(set(OPS) - NON_DIFFERENTIABLE - others - compiled) == []
+    assert sorted(set(OPS) - NON_DIFFERENTIABLE - others - compiled - COMPILED_END_TO_END_OPS) == []
 
 
 def test_compiled_derivatives_match_reference(vmapc_shared_cache):
