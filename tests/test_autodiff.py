@@ -5,7 +5,8 @@ parameters; the numerics at kinks, ties and unselected branches.
 
 Most checks run on the reference evaluator (``vmapc.eval`` of the traced program),
 which is what compiled code is checked against elsewhere; the compiled checks are
-gathered in a few functions so that they cost few IREE compiles.
+gathered in a few functions so that they cost few IREE compiles (the Hessian and
+Jacobians of ``compiled_program()`` are compiled in test_autodiff_rules.py's module).
 """
 
 import numpy as np
@@ -138,22 +139,17 @@ def test_jvp_and_vjp_of_pytrees():
 
 
 def test_vjp_and_jvp_on_arrays():
+    """On arrays, vjp (here with has_aux) and jvp compile themselves for the CPU."""
+    def f(x):
+        return np.sin(x), np.sum(x)
     x = X.astype(np.float32)
-    out, vjp_fn = vmapc.vjp(np.sin, x)
+    out, vjp_fn, aux = vmapc.vjp(f, x, has_aux=True)
     np.testing.assert_allclose(out, np.sin(x), rtol=1e-6)
-    (g,) = vjp_fn(np.ones_like(x))
-    np.testing.assert_allclose(g, np.cos(x), rtol=1e-5)
+    np.testing.assert_allclose(aux, np.sum(x), rtol=1e-5)
+    (g,) = vjp_fn(np.full_like(x, 2.0))
+    np.testing.assert_allclose(g, 2 * np.cos(x), rtol=1e-5)
     y, t = vmapc.jvp(np.exp, (x,), (np.full_like(x, 2.0),))
     np.testing.assert_allclose(t, 2 * np.exp(x), rtol=1e-5)
-
-
-def test_vjp_has_aux():
-    def f(x):
-        return x * 2, np.sum(x)
-    out, vjp_fn, aux = vmapc.vjp(f, X.astype(np.float32), has_aux=True)
-    np.testing.assert_allclose(aux, np.sum(X), rtol=1e-5)
-    (g,) = vjp_fn(np.ones((3, 4), np.float32))
-    np.testing.assert_allclose(g, 2.0)
 
 
 # --- Jacobians and Hessians ------------------------------------------------------------------------------
@@ -301,18 +297,20 @@ def test_compiled_per_example_gradients_static_and_chunked(vmapc_shared_cache):
             np.testing.assert_allclose(g[k], np.stack([l[k] for l in loop]), rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_hessian_and_jacobians_match_reference(vmapc_shared_cache):
-    x = RNG.normal(size=(3, 4)).astype(np.float32)
+def compiled_program():
+    """(function, arguments, rtol, atol): a Hessian, jacfwd and jacrev in float32, for the
+    one compiled module of the autodiff tests (test_autodiff_rules.py::
+    test_compiled_derivatives_match_reference, which checks it against the reference
+    evaluator)."""
+    x = np.random.default_rng(31).normal(size=(3, 4)).astype(np.float32)
+    w = W.astype(np.float32)
 
     def f(x):
-        return np.sum(np.log1p(np.exp(x @ W.astype(np.float32))) * x[:, :2])
-    both = vmapc.compile(lambda x: (vmapc.hessian(f)(x), vmapc.jacfwd(vector_fn)(x, W.astype(np.float32)),
-                                    vmapc.jacrev(vector_fn)(x, W.astype(np.float32))))
-    got = both(x)
-    want = ref(lambda x: (vmapc.hessian(f)(x), vmapc.jacfwd(vector_fn)(x, W.astype(np.float32)),
-                          vmapc.jacrev(vector_fn)(x, W.astype(np.float32))), x)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+        return np.sum(np.log1p(np.exp(x @ w)) * x[:, :2])
+
+    def second_order(x):
+        return vmapc.hessian(f)(x), vmapc.jacfwd(vector_fn)(x, w), vmapc.jacrev(vector_fn)(x, w)
+    return second_order, (x,), 1e-4, 1e-5
 
 
 # --- stop_gradient -----------------------------------------------------------------------------------------

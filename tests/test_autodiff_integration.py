@@ -6,7 +6,8 @@ collectives under a named vmap,
 and control flow (an RK4 integrator with fori_loop, an RNN with scan, per-example
 gradients through a scan). Checked against float64 central finite differences
 (``vmapc.testing.check_grads``, on the reference evaluator), the per-example loop, JAX
-where it is installed, and once compiled (one module). The choices at ties (which
+where it is installed, and once compiled (``compiled_program()``, in the one compiled
+module of test_autodiff_rules.py). The choices at ties (which
 element a derivative goes to) are pinned here, each against a value worked out by
 hand."""
 
@@ -173,7 +174,7 @@ def test_gradients_agree_with_jax():
         g = lax.all_gather(x, "i")
         return jnp.sum((x - lax.pmean(x, "i")) ** 2 * lax.psum(jnp.sin(x), "i")) + jnp.sum(g[1] * x * g[2])
     xs = RNG.normal(size=(4, 3))
-    want = np.asarray(jax.vmap(jax.grad(theirs), axis_name="i")(xs))
+    want = np.asarray(jax.jit(jax.vmap(jax.grad(theirs), axis_name="i"))(xs))     # jit: one XLA compile
     np.testing.assert_allclose(_eval(vmapc.vmap(vmapc.grad(mine), axis_name="i"), xs), want,
                                rtol=1e-10, atol=1e-12)
 
@@ -185,7 +186,7 @@ def test_gradients_agree_with_jax():
         return np.sum(m * c)
     x, u = np.array([1.0, 5.0, 0.0, 2.0]), np.array([5.0, 3.0, 2.0, 7.0])      # two ties
     got = _eval(vmapc.grad(top, argnums=(0, 1)), x, u)
-    want = jax.grad(lambda x, u: jnp.sum(x.at[idx].max(u) * c), argnums=(0, 1))(x, u)
+    want = jax.jit(jax.grad(lambda x, u: jnp.sum(x.at[idx].max(u) * c), argnums=(0, 1)))(x, u)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
@@ -279,23 +280,21 @@ def test_per_example_gradients_through_scatter_combines_are_the_loop():
 
 # --- compiled: everything above in one module --------------------------------------------------------------
 
-def test_compiled_gradients_match_the_reference(vmapc_shared_cache):
-    f32 = np.float32
+def compiled_program():
+    """(function, arguments, rtol, atol) of the gradients above, float32, for the one
+    compiled module of the autodiff tests (test_autodiff_rules.py::
+    test_compiled_derivatives_match_reference, which checks it against the reference
+    evaluator). Each program once: copysign is compiled there as a rule; gradients
+    through cond and fori_loop in test_autodiff_control.py's program, so rk4 and pick
+    are not compiled again."""
+    rng, f32 = np.random.default_rng(23), np.float32
     xz = X_ZEROS.astype(f32)
-    s = ((RNG.permutation(12).reshape(3, 4) - 6) * 0.5).astype(f32)
-    wx, wv = RNG.normal(size=(4, 3)).astype(f32), RNG.normal(size=(3, 3)).astype(f32)
-    w, xs = (RNG.normal(size=(3, 3)) * 0.5).astype(f32), RNG.normal(size=(6, 5, 3)).astype(f32)
-    y0, k = RNG.normal(size=3).astype(f32), np.array([0.7, 1.2, 0.3], f32)
+    s = ((rng.permutation(12).reshape(3, 4) - 6) * 0.5).astype(f32)
+    wx, wv = rng.normal(size=(4, 3)).astype(f32), rng.normal(size=(3, 3)).astype(f32)
+    w, xs = (rng.normal(size=(3, 3)) * 0.5).astype(f32), rng.normal(size=(6, 5, 3)).astype(f32)
 
-    # each program once (a cond compiles both branches; copysign is compiled in test_autodiff_rules.py)
-    def all_of_them(xz, s, wx, wv, w, xs, y0, k):
+    def integration(xz, s, wx, wv, w, xs):
         return (vmapc.grad(scans)(xz), vmapc.grad(sorts)(s), vmapc.grad(writes, argnums=(0, 1))(wx, wv),
-                vmapc.grad(rk4, argnums=(0, 1))(y0, k),
                 vmapc.vmap(vmapc.grad(rnn_loss), in_dims=(None, 0))(w, xs),
-                vmapc.grad(pick, argnums=(0, 1))(xz[0], s[0]),
                 vmapc.vmap(vmapc.grad(centred), axis_name="i")(xz), vmapc.vmap(vmapc.grad(gathered), axis_name="i")(xz))
-    args = (xz, s, wx, wv, w, xs, y0, k)
-    got = vmapc.compile(all_of_them)(*args)
-    want = _eval(all_of_them, *args)
-    for g, e in zip(vmapc.pytree.flatten(got)[0], vmapc.pytree.flatten(want)[0]):
-        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+    return integration, (xz, s, wx, wv, w, xs), 1e-4, 1e-4
