@@ -5,7 +5,8 @@ parameters; the numerics at kinks, ties and unselected branches.
 
 Most checks run on the reference evaluator (``vmapc.eval`` of the traced program),
 which is what compiled code is checked against elsewhere; the compiled checks are
-gathered in a few functions so that they cost few IREE compiles.
+gathered in a few functions so that they cost few IREE compiles (the Hessian and
+Jacobians of ``compiled_program()`` are compiled in test_autodiff_rules.py's module).
 """
 
 import numpy as np
@@ -138,22 +139,17 @@ def test_jvp_and_vjp_of_pytrees():
 
 
 def test_vjp_and_jvp_on_arrays():
+    """On arrays, vjp (here with has_aux) and jvp compile themselves for the CPU."""
+    def f(x):
+        return np.sin(x), np.sum(x)
     x = X.astype(np.float32)
-    out, vjp_fn = vmapc.vjp(np.sin, x)
+    out, vjp_fn, aux = vmapc.vjp(f, x, has_aux=True)
     np.testing.assert_allclose(out, np.sin(x), rtol=1e-6)
-    (g,) = vjp_fn(np.ones_like(x))
-    np.testing.assert_allclose(g, np.cos(x), rtol=1e-5)
+    np.testing.assert_allclose(aux, np.sum(x), rtol=1e-5)
+    (g,) = vjp_fn(np.full_like(x, 2.0))
+    np.testing.assert_allclose(g, 2 * np.cos(x), rtol=1e-5)
     y, t = vmapc.jvp(np.exp, (x,), (np.full_like(x, 2.0),))
     np.testing.assert_allclose(t, 2 * np.exp(x), rtol=1e-5)
-
-
-def test_vjp_has_aux():
-    def f(x):
-        return x * 2, np.sum(x)
-    out, vjp_fn, aux = vmapc.vjp(f, X.astype(np.float32), has_aux=True)
-    np.testing.assert_allclose(aux, np.sum(X), rtol=1e-5)
-    (g,) = vjp_fn(np.ones((3, 4), np.float32))
-    np.testing.assert_allclose(g, 2.0)
 
 
 # --- Jacobians and Hessians ------------------------------------------------------------------------------
@@ -287,31 +283,34 @@ def test_grad_through_closure_over_vmap_tracer():
 
 # --- compiled ---------------------------------------------------------------------------------------------
 
-def test_compiled_per_example_gradients_chunked_and_dynamic(vmapc_shared_cache):
-    """compile(vmap(grad(loss))) is one module; chunk_size and batch="dynamic" give the same
-    per-example gradients as the loop."""
+def test_compiled_per_example_gradients_static_and_chunked(vmapc_shared_cache):
+    """compile(vmap(grad(loss))) is one module; with chunk_size it gives the same
+    per-example gradients as the loop. (batch="dynamic" is compiled and checked by
+    test_cli_compiles_a_gradient_function_to_an_artifact.)"""
     p32 = {k: v.astype(np.float32) for k, v in PARAMS.items()}
     xs, ys = RNG.normal(size=(7, 4)).astype(np.float32), RNG.normal(size=7).astype(np.float32)
     loop = per_example(p32, xs, ys)
     pe = vmapc.vmap(vmapc.grad(loss), in_dims=(None, 0, 0))
-    for c in (vmapc.compile(pe), vmapc.compile(pe, chunk_size=3), vmapc.compile(pe, batch="dynamic")):
+    for c in (vmapc.compile(pe), vmapc.compile(pe, chunk_size=3)):
         g = c(p32, xs, ys)
         for k in PARAMS:
             np.testing.assert_allclose(g[k], np.stack([l[k] for l in loop]), rtol=1e-4, atol=1e-5)
 
 
-def test_compiled_hessian_and_jacobians_match_reference(vmapc_shared_cache):
-    x = RNG.normal(size=(3, 4)).astype(np.float32)
+def compiled_program():
+    """(function, arguments, rtol, atol): a Hessian, jacfwd and jacrev in float32, for the
+    one compiled module of the autodiff tests (test_autodiff_rules.py::
+    test_compiled_derivatives_match_reference, which checks it against the reference
+    evaluator)."""
+    x = np.random.default_rng(31).normal(size=(3, 4)).astype(np.float32)
+    w = W.astype(np.float32)
 
     def f(x):
-        return np.sum(np.log1p(np.exp(x @ W.astype(np.float32))) * x[:, :2])
-    both = vmapc.compile(lambda x: (vmapc.hessian(f)(x), vmapc.jacfwd(vector_fn)(x, W.astype(np.float32)),
-                                    vmapc.jacrev(vector_fn)(x, W.astype(np.float32))))
-    got = both(x)
-    want = ref(lambda x: (vmapc.hessian(f)(x), vmapc.jacfwd(vector_fn)(x, W.astype(np.float32)),
-                          vmapc.jacrev(vector_fn)(x, W.astype(np.float32))), x)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+        return np.sum(np.log1p(np.exp(x @ w)) * x[:, :2])
+
+    def second_order(x):
+        return vmapc.hessian(f)(x), vmapc.jacfwd(vector_fn)(x, w), vmapc.jacrev(vector_fn)(x, w)
+    return second_order, (x,), 1e-4, 1e-5
 
 
 # --- stop_gradient -----------------------------------------------------------------------------------------
@@ -372,13 +371,14 @@ def test_where_with_an_undefined_branch_needs_the_double_where():
 
 # --- the command line ----------------------------------------------------------------------------------
 
-def test_cli_compiles_a_gradient_function_to_an_artifact(tmp_path, vmapc_shared_cache):
+def test_cli_compiles_a_gradient_function_to_an_artifact(tmp_path, vmapc_shared_cache, monkeypatch, capsys):
     """docs/cli.md, "Gradients": examples/model.py:mlp_grad (vmapc.grad of a loss) traced,
     compiled with the batch over the examples, and run: per-example gradients, checked
-    against the gradient derived by hand in NumPy."""
+    against the gradient derived by hand in NumPy. The commands run in this process
+    (``vmapc.cli.main``, what the ``vmapc`` script calls): three interpreters importing
+    vmapc cost more than the compile."""
     import os
-    import subprocess
-    import sys
+    from vmapc import cli as vmapc_cli
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     model = os.path.join(root, "examples", "model.py")
     r = np.random.default_rng(0)
@@ -386,13 +386,14 @@ def test_cli_compiles_a_gradient_function_to_an_artifact(tmp_path, vmapc_shared_
             "w1": r.standard_normal((64, 32)) / 8, "w2": r.standard_normal((32, 10)) / 6}
     for k, v in data.items():
         np.save(tmp_path / f"{k}.npy", v.astype(np.float32))
-    env = dict(os.environ, VMAPC_CACHE_DIR=str(vmapc_shared_cache))
+    monkeypatch.chdir(tmp_path)
 
     def cli(*args):
-        p = subprocess.run([sys.executable, "-m", "vmapc.cli", *args], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
-        assert p.returncode == 0, p.stderr
-        return p.stdout
+        capsys.readouterr()
+        rc = vmapc_cli.main(list(args))
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        return out
     cli("trace", f"{model}:mlp_grad", "--arg", "x=f32[64]", "--arg", "y=f32[10]", "--arg", "w1=f32[64,32]",
         "--arg", "w2=f32[32,10]", "-o", "mlp_grad.vir")
     cli("compile", "mlp_grad.vir", "--in-dims", "0,0,None,None", "--batch", "dynamic", "-o", "grad_out")

@@ -1,7 +1,8 @@
 """Differentiating control flow (docs/autodiff.md, "Control flow"): cond, scan and
 fori_loop with static bounds in both modes, while_loop in forward mode, against float64
 finite differences (first and second order); under vmap against the per-example loop;
-compiled against the reference evaluator; and the error for reverse mode through
+compiled against the reference evaluator (``compiled_program()``, in the one compiled
+module of test_autodiff_rules.py); and the error for reverse mode through
 while_loop."""
 
 import numpy as np
@@ -90,17 +91,18 @@ def test_vmap_of_grad_through_control_flow_is_the_per_example_loop():
         np.testing.assert_allclose(got[1], np.stack([l[1] for l in loop]), rtol=1e-12)
 
 
-def test_compiled_gradients_through_control_flow(vmapc_shared_cache):
-    x3, w3 = np.abs(RNG.normal(size=3)).astype(np.float32), RNG.normal(size=3).astype(np.float32)
-    xs = RNG.normal(size=(4, 3)).astype(np.float32)
+def compiled_program():
+    """(function, arguments, rtol, atol) of gradients through every control-flow form,
+    float32, for the one compiled module of the autodiff tests (test_autodiff_rules.py::
+    test_compiled_derivatives_match_reference, which checks it against the reference
+    evaluator)."""
+    rng = np.random.default_rng(29)
+    x3, w3 = np.abs(rng.normal(size=3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
+    xs = rng.normal(size=(4, 3)).astype(np.float32)
 
-    def all_of_them(x, xs, w):
+    def control(x, xs, w):
         return (vmapc.grad(branchy, argnums=(0, 1))(x, w), vmapc.grad(branchy, argnums=(0, 1))(-x, w),
                 vmapc.grad(recurrent, argnums=(0, 1))(xs, w), vmapc.grad(recurrent_reversed)(xs, w),
                 vmapc.grad(counted, argnums=(0, 1))(x, w),
                 vmapc.jvp(lambda a: newton_sqrt(a, np.full(3, 2.0, np.float32)), (x + 1,), (w,))[1])
-    got = vmapc.compile(all_of_them)(x3, xs, w3)
-    prog = vmapc.trace(all_of_them, x3, xs, w3)
-    want = vmapc.pytree.unflatten(prog.out_tree, vmapc.eval(prog, x3, xs, w3))
-    for g, e in zip(vmapc.pytree.flatten(got)[0], vmapc.pytree.flatten(want)[0]):
-        np.testing.assert_allclose(g, e, rtol=2e-5, atol=1e-6)
+    return control, (x3, xs, w3), 2e-5, 1e-6

@@ -15,6 +15,7 @@ import zlib
 import numpy as np
 import pytest
 
+import vmapc
 from vmapc import dtypes as dt
 from vmapc import rules, testing
 from vmapc.autodiff import NON_DIFFERENTIABLE, jvp_function, vjp_function
@@ -33,8 +34,6 @@ DOMAINS = {"remainder": ["any", "positive"]}
 # "ties" values): check them at distinct values, a shuffled grid of step 0.25 (exact in
 # float16 too) (the rules' choice at ties is pinned in test_autodiff_integration.py)
 DISTINCT = {"sort", "top_k", "cumulative"}
-# scatter modes without a derivative rule (they raise AutodiffError: tested below)
-REFUSED_SCATTER = {"multiply", "min", "max"}
 
 
 def _distinct_gen(types):
@@ -53,8 +52,6 @@ def _samples(dtypes):
     for s in testing.differentiable_samples(dtypes):
         e = s.fn.eqns[0]
         if e.op in NOT_BY_DIFFERENCES or "collective" in s.tags:
-            continue
-        if e.op == "scatter" and e.attrs["mode"] in REFUSED_SCATTER:
             continue
         if e.op in DOMAINS:
             s = testing.Sample(s.name, s.fn, testing._gen(s.fn.in_types, DOMAINS[e.op]))
@@ -78,16 +75,6 @@ COLLECTIVE_OPS = {s.fn.eqns[0].op for s in COLLECTIVE_SAMPLES}
 def test_every_differentiable_op_is_sampled():
     have = set(BY_OP) | NOT_BY_DIFFERENCES | COLLECTIVE_OPS
     assert sorted(set(OPS) - NON_DIFFERENTIABLE - have) == []
-
-
-def test_scatter_modes_without_a_rule_raise_a_clear_error():
-    from vmapc.errors import AutodiffError
-    for s in testing.differentiable_samples("few"):
-        e = s.fn.eqns[0]
-        if e.op == "scatter" and e.attrs["mode"] in REFUSED_SCATTER:
-            for transform in (jvp_function, vjp_function):
-                with pytest.raises(AutodiffError, match=f"scatter\\[mode={e.attrs['mode']}\\]"):
-                    transform(s.fn)
 
 
 @pytest.mark.parametrize("op", sorted(COLLECTIVE_OPS))
@@ -184,9 +171,13 @@ def _derivative_cases():
     for s in _samples("few") + [s for s in testing.differentiable_samples("few")
                                 if s.fn.eqns[0].op in NOT_BY_DIFFERENCES]:
         first.setdefault(s.fn.eqns[0].op, s)
-    for s in BY_OP["cumulative"]:          # each combine's rule is different
-        if s.fn.inputs[0].dtype == dt.FLOAT32 and s.name not in {f.name for f in first.values()}:
-            first.setdefault(("cumulative", s.fn.eqns[0].attrs["combine"]), s)
+    for op, attr in (("cumulative", "combine"), ("scatter", "mode")):   # each combine's rule is different
+        if op in first:
+            s = first.pop(op)
+            first[(op, s.fn.eqns[0].attrs[attr])] = s
+        for s in BY_OP[op]:
+            if s.fn.inputs[0].dtype == dt.FLOAT32:
+                first.setdefault((op, s.fn.eqns[0].attrs[attr]), s)
     cases = []
 
     def add(name, p, args, op):
@@ -213,15 +204,44 @@ def _derivative_cases():
     return cases
 
 
+# Which derivative programs are compiled here (IREE takes ~0.5-3 s per program on the CI
+# machine, so not all: every one is checked on the reference evaluator above, and every
+# op's lowering is compiled by test_vmap_compiled.py). Compiled: the programs of the ops
+# whose rules build something other than the op itself or elementwise arithmetic (loops,
+# branches, sorts, gathers, scatters, scans, extremes, collectives), and the second-order
+# programs, whose elementwise partials chain most of the elementwise ops. Left out, by
+# the sample-name prefixes below:
+# * JVP programs of linear ops: the JVP is the op itself applied to the tangents;
+JVP_IS_THE_OP = ("take_", "dynamic_slice_", "update_slice_", "scatter_set_", "scatter_add_",
+                 "cumulative_add_", "psum_", "all_gather_")
+# * programs that another test compiles end to end, through the front end: the reverse
+#   programs in test_autodiff_integration.py's module (np.sort, top_k, np.cumsum,
+#   np.cumprod, np.maximum.accumulate, y[i] = v, np.add.at, slice assignment, a scan,
+#   pmean, pmax, all_gather under grad) and in test_autodiff_control.py's (cond, scans,
+#   fori_loop), and while_loop's JVP there.
+COMPILED_END_TO_END = {"vjp": ("sort_", "top_k_", "cumulative_add_", "cumulative_multiply_", "cumulative_maximum_",
+                               "scatter_set_", "scatter_add_", "update_slice_", "cond_", "scan_", "psum_", "pmax_",
+                               "all_gather_"),
+                       "jvp": ("while_",)}
+COMPILED_END_TO_END_OPS = {"sort", "top_k", "cumulative", "scatter", "update_slice", "cond", "scan", "psum", "pmax",
+                           "all_gather", "while_loop"}
+# * the min twins of max rules: the same code with the comparison reversed (the lowering
+#   of the min ops themselves is compiled by test_vmap_compiled.py).
+MIN_TWINS = ("pmin_", "cumulative_minimum_", "scatter_min_")
+MIN_TWIN_OPS = {"pmin"}
+
+
 def _compiled_cases(cases):
-    """The derivative programs to compile. IREE takes ~0.5 s per program on the CI
-    machine, so not all of them (every one is checked on the reference evaluator above,
-    and every op's lowering is compiled by test_vmap_compiled.py): both programs of each
-    op whose rules build something other than the op itself or elementwise arithmetic
-    (loops, branches, sorts, gathers, scatters, scans, extremes, collectives), and the
-    second-order programs, whose elementwise partials chain most of the elementwise
-    ops."""
-    return [c for op, c in cases if op in COMPILE_ALWAYS or c.name.endswith("_jvp_of_vjp")]
+    def keep(op, name):
+        if name.endswith("_jvp_of_vjp"):
+            return True
+        mode = "vjp" if name.endswith(("_vjp", "_vjp_vmapped")) else "jvp"
+        if op not in COMPILE_ALWAYS or name.startswith(MIN_TWINS):
+            return False
+        if mode == "jvp" and name.startswith(JVP_IS_THE_OP):
+            return False
+        return not name.startswith(COMPILED_END_TO_END[mode])
+    return [c for op, c in cases if keep(op, c.name)]
 
 
 DERIVATIVE_CASES = _derivative_cases()
@@ -234,16 +254,37 @@ def test_compiled_cases_cover_every_rule_that_is_not_elementwise_arithmetic():
     others = {op for op in OPS if OPS[op].family in ("elementwise", "shape", "contraction")
               or op in ("reduce_sum", "reduce_prod", "reduce_min")
               or op == "custom"}     # (a custom op's derivatives are its user's: tests/test_custom.py)
-    assert sorted(set(OPS) - NON_DIFFERENTIABLE - others - compiled) == []
+    assert sorted(set(OPS) - NON_DIFFERENTIABLE - others - compiled - COMPILED_END_TO_END_OPS - MIN_TWIN_OPS) == []
+
+
+def _program_cases():
+    """The end-to-end programs of the other autodiff test files (their ``compiled_program()``):
+    gradients through the front end, control flow, Hessians and Jacobians. Compiled in the
+    same module as the rules' programs, since IREE's cost per module is seconds."""
+    import test_autodiff
+    import test_autodiff_control
+    import test_autodiff_integration
+    cases, tol = [], {}
+    for module in (test_autodiff, test_autodiff_control, test_autodiff_integration):
+        f, args, rtol, atol = module.compiled_program()
+        prog = vmapc.trace(f, *args)
+        name = f"{module.__name__}:{f.__name__}"
+        cases.append(testing.Case(name, prog, list(args), vmapc.eval(prog, *args)))
+        tol[name] = (rtol, atol)
+    return cases, tol
 
 
 def test_compiled_derivatives_match_reference(vmapc_shared_cache):
-    outs = testing.run_compiled(COMPILED, target="cpu", group=len(COMPILED), modules=1)
-    for case in COMPILED:
+    """The one compiled module of the autodiff tests: the rules' programs (COMPILED) in
+    one function, and the end-to-end programs of the other files in another."""
+    programs, tol = _program_cases()
+    outs = testing.run_compiled(COMPILED + programs, target="cpu", group=len(COMPILED), modules=1)
+    for case in COMPILED + programs:
+        rtol, atol = tol.get(case.name, (1e-4, 1e-4))
         for j, (g, e) in enumerate(zip(outs[case.name], case.expected)):
             assert g.shape == e.shape and g.dtype == e.dtype, case.name
             if dt.is_float(e.dtype):
-                np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4, equal_nan=True,
+                np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, equal_nan=True,
                                            err_msg=f"{case.name}: output {j}")
             else:
                 np.testing.assert_array_equal(g, e, err_msg=f"{case.name}: output {j}")
@@ -270,7 +311,9 @@ def test_derivative_programs_batch_like_the_per_example_loop(mode):
             def gen(r, s=s, p=p, k=k):
                 return s.gen(r) + [testing.random_array(r, v.type) for v in p.inputs[k:]]
             sample = testing.Sample(f"{s.name}_{mode}", p, gen)
-            all_dims = len(p.inputs) <= 4       # {-1, None}^n grows fast: the rest sweep in_dims all 0
+            # {-1, None}^n grows fast: programs of more than 3 inputs (the JVPs of binary ops)
+            # sweep in_dims all 0; every op's own batching rule is swept in test_rules.py
+            all_dims = len(p.inputs) <= 3
             # one batch size: the batching rules of every op are swept over sizes in test_rules.py
             for case in testing.vmap_cases(sample, rng, sizes=(3,), all_in_dims=all_dims):
                 testing.assert_outputs_match(case, testing.run_reference(case), rtol=1e-4, atol=1e-5)

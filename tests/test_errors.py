@@ -802,16 +802,6 @@ def grad_through_while_loop():
     vmapc.grad(f)(X)
 
 
-@entry("autodiff", AutodiffError, r"scatter\[mode=max\] cannot be differentiated yet: only modes set and add "
-       r"have derivative rules")
-def grad_through_scatter_max():
-    def f(x):
-        z = np.zeros(4, np.float32)
-        np.maximum.at(z, np.array([0, 2]), x)  # <-- grad_through_scatter_max
-        return np.sum(z)
-    vmapc.grad(f)(np.ones(2, np.float32))
-
-
 @entry("autodiff", NotCallableError, r"vmapc\.grad: expected a function, got int")
 def grad_of_non_function():
     vmapc.grad(3)  # <-- grad_of_non_function

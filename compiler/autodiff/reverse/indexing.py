@@ -1,20 +1,20 @@
-"""Reverse-mode rules of the gathers.
+"""Reverse-mode rules of the gathers and the writes.
 
 A gather's transpose is a scatter-add: each element of the cotangent is added to
 the position of the operand it was read from, and positions read twice get the sum.
-The rules express it with ops that exist for every target:
 
-* ``take`` and ``take_along_axis``: a *one-hot* contraction. The (clamped) indices
-  become a 0/1 matrix over the operand's axis, and the cotangent is contracted
-  with it (``take``: one ``dot_general``, sharing the gather's batch dims) or
-  multiplied and summed (``take_along_axis``). Its cost is the cotangent's size
-  times the axis length, fine for the axes models gather from in one example;
+* ``take`` and ``take_along_axis``: a ``scatter`` with mode ``add`` of the cotangent
+  into zeros, with the gather's own indices (which the scatter clamps the way the
+  gather did). Its cost is the cotangent's size, whatever the length of the gathered
+  axis (an embedding table's rows). ``take_along_axis`` broadcasts its operand against
+  the indices, so the scattered cotangent is then summed over the broadcast dims;
 * ``dynamic_slice``: the cotangent padded by ``d - n`` zeros on both sides of each
   dim, then a window of the operand's size read at ``(d - n) - start``: the
   cotangent lands at ``start`` (clamped as the forward op clamps it), zeros
   elsewhere.
 
-The writes are linear in (operand, updates):
+The writes ``update_slice`` and ``scatter[mode=set|add]`` are linear in (operand,
+updates):
 
 * ``update_slice``: the operand gets the cotangent with the written window zeroed
   (``update_slice`` of zeros), the update gets the window (``dynamic_slice``, which
@@ -26,6 +26,14 @@ The writes are linear in (operand, updates):
   was written there (with duplicate indices, the last one: found by scattering each
   update's position and reading it back), else 0.
 
+``scatter[mode=multiply|min|max]`` are linear in the tangents once their coefficients
+are known (``forward/indexing.py`` computes them from the primal values), so their
+reverse rules are the transposes of those forward rules: for ``multiply`` the operand
+gets ``ct`` times the product of the updates (``scatter`` multiply of ``ct``) and update
+k gets ``(ct * x)`` gathered at its index times the product of the other updates; for
+``min``/``max`` the operand gets ``ct * w_x`` and update k ``ct`` gathered at its index
+times its share ``w_u`` (ties split evenly).
+
 Indices are integers and get no cotangent.
 """
 
@@ -34,41 +42,17 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes as dt
-from ..forward.indexing import refuse_scatter_mode
+from ..forward.indexing import scatter_extreme_weights, scatter_mul_others
 from ..helpers import ew, unbroadcast, zeros, zeros_like
-
-
-def clamped_indices(b, idx, n):
-    """Indices as the gathers read them: int64, negative ones counted from the end
-    once, then clamped into [0, n - 1]."""
-    i = b.convert(idx, dt.INT64)
-
-    def c(v):
-        return b.reshape(b.constant(np.asarray(v, np.int64)), (1,) * i.rank)
-    i = ew(b, "select", ew(b, "less", i, c(0)), ew(b, "add", i, c(n)), i)
-    return ew(b, "minimum", ew(b, "maximum", i, c(0)), c(max(n - 1, 0)))
-
-
-def one_hot(b, idx, n, at, dtype):
-    """1 where ``k == idx`` along a new axis of size n inserted at position `at`."""
-    i = b.reshape(idx, idx.shape[:at] + (1,) + idx.shape[at:])
-    k = b.emit("iota", shape=(1,) * at + (n,) + (1,) * (idx.rank - at), dimension=at, dtype=dt.INT64)
-    return b.convert(ew(b, "equal", i, k), dtype)
+from .reduction import scatter_add_along
 
 
 def take_rule(b, primals, outs, cts, axis, batch_dims):
     (x, idx), (ct,) = primals, cts
-    n, bd = x.shape[axis], batch_dims
-    if n == 0:
+    if x.shape[axis] == 0:
         return [zeros(b, x.shape, x.dtype), None]
-    ni = idx.rank - bd
-    hot = one_hot(b, clamped_indices(b, idx, n), n, idx.rank, x.dtype)   # idx.shape + (n,)
-    r = b.emit("dot_general", hot, ct,
-               contract=(tuple(range(bd, bd + ni)), tuple(range(axis, axis + ni))),
-               batch=(tuple(range(bd)), tuple(range(bd))))
-    # r: batch dims, n, then x's other dims (before axis, after axis); put n back at axis
-    perm = [i if i < bd else bd if i == axis else i + 1 if i < axis else i for i in range(x.rank)]
-    return [b.transpose(r, perm), None]
+    return [b.emit("scatter", zeros(b, x.shape, x.dtype), idx, ct, axis=axis, batch_dims=batch_dims,
+                   mode="add"), None]
 
 
 def take_along_axis_rule(b, primals, outs, cts, axis):
@@ -76,11 +60,9 @@ def take_along_axis_rule(b, primals, outs, cts, axis):
     n = x.shape[axis]
     if n == 0:
         return [zeros(b, x.shape, x.dtype), None]
-    i = b.broadcast_in_dim(clamped_indices(b, idx, n), out.shape, tuple(range(out.rank)))
-    hot = one_hot(b, i, n, axis + 1, x.dtype)           # out.shape with n inserted after axis
-    spread = ew(b, "multiply", b.reshape(ct, ct.shape[:axis + 1] + (1,) + ct.shape[axis + 1:]), hot)
-    ct_x = b.emit("reduce_sum", spread, axes=(axis,))   # out.shape with axis of size n
-    return [unbroadcast(b, ct_x, x.shape), None]
+    i = b.broadcast_in_dim(idx, out.shape, tuple(range(out.rank)))
+    wide = tuple(n if d == axis else s for d, s in enumerate(out.shape))   # x broadcast to out
+    return [unbroadcast(b, scatter_add_along(b, ct, i, axis, wide), x.shape), None]
 
 
 def dynamic_slice_rule(b, primals, outs, cts, sizes):
@@ -120,9 +102,16 @@ def _winners(b, x, idx, upd, axis, batch_dims):
 
 
 def scatter_rule(b, primals, outs, cts, axis, batch_dims, mode):
-    refuse_scatter_mode(mode)
-    (x, idx, upd), (ct,) = primals, cts
+    (x, idx, upd), (out,), (ct,) = primals, outs, cts
     attrs = dict(axis=axis, batch_dims=batch_dims)
+    if mode == "multiply":
+        ct_x = b.emit("scatter", ct, idx, upd, mode="multiply", **attrs)
+        ct_upd = ew(b, "multiply", b.emit("take", ew(b, "multiply", ct, x), idx, **attrs),
+                    scatter_mul_others(b, x, idx, upd, **attrs))
+        return [ct_x, None, ct_upd]
+    if mode in ("min", "max"):
+        w_x, w_u = scatter_extreme_weights(b, x, idx, upd, out, **attrs)
+        return [ew(b, "multiply", ct, w_x), None, ew(b, "multiply", b.emit("take", ct, idx, **attrs), w_u)]
     ct_upd = b.emit("take", ct, idx, **attrs)
     if mode == "add":
         return [ct, None, ct_upd]
