@@ -490,14 +490,15 @@ def _run_iree_compile(mlir: bytes, flags, lowered) -> bytes:
     tty = sys.stderr.isatty()
     shown = False
     why = None
-    data = mlir
     try:
         while True:
             try:
-                out, err = proc.communicate(data, timeout=0.2)
+                # the input again on every retry: communicate() resumes where it stopped (Python
+                # 3.11 stops writing, and iree-compile waits forever, when a retry passes None)
+                out, err = proc.communicate(mlir, timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
-                data = None
+                pass
             elapsed = time.monotonic() - start
             rss = _rss(proc.pid)
             if elapsed > timeout:

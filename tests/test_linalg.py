@@ -391,6 +391,12 @@ def test_svd_derivatives():
     u, _, vh = np.linalg.svd(a)
     grad = vmapc.trace(vmapc.grad(lambda a: np.linalg.norm(a, "nuc")), a)       # on the reference evaluator
     np.testing.assert_allclose(vmapc.eval(grad, a)[0], u @ vh, rtol=1e-10, atol=1e-12)
+    # a singular matrix: the largest value's gradient is still u0 v0^T (the zero value's
+    # square root does not turn it into NaN)
+    sing = np.array([[1.0, 2.0], [2.0, 4.0]])
+    u, _, vh = np.linalg.svd(sing)
+    grad = vmapc.trace(vmapc.grad(lambda a: np.linalg.svd(a, compute_uv=False)[0]), sing)
+    np.testing.assert_allclose(vmapc.eval(grad, sing)[0], np.outer(u[:, 0], vh[0]), rtol=1e-12, atol=1e-14)
 
 
 def test_svd_of_degenerate_matrices():

@@ -30,6 +30,9 @@ What the algorithms are:
 * **QR** (:func:`householder_qr`): Householder reflections with LAPACK's sign convention
   (``R[k, k] = -sign(a_kk) * ||a_k||``, no reflection where the column is already zero below
   the diagonal), so ``Q`` and ``R`` agree with NumPy's, not just up to signs.
+* **Symmetric eigenproblems** (:func:`jacobi_eigh`): cyclic two-sided Jacobi rotations.
+* **SVD** (:func:`jacobi_svd`): one-sided Jacobi, rotating pairs of columns until they are
+  orthogonal; the singular values are the columns' norms.
 """
 
 from __future__ import annotations
@@ -305,7 +308,8 @@ def jacobi_svd(a, compute_uv=True, full=False):
             wt, vt = fori_loop(0, svd_sweeps(n), sweep, (wt, vt))
         else:
             wt = fori_loop(0, svd_sweeps(n), lambda i, wt: sweep(i, (wt, None))[0], wt)
-    norms = np.sqrt(np.sum(wt * wt, axis=-1))
+    sq = np.sum(wt * wt, axis=-1)
+    norms = np.where(sq == 0, 0, np.sqrt(np.where(sq == 0, 1, sq)))   # (a zero norm's derivative is 0, not NaN)
     order = np.argsort(-norms, axis=-1)                         # descending (stable on ties)
     s = np.take_along_axis(norms, order, axis=-1) * scale[..., 0]
     if not compute_uv:

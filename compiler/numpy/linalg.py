@@ -1,10 +1,10 @@
 """``vmapc.numpy.linalg``: NumPy's ``np.linalg`` for the small per-example matrices vmap is
 used for.
 
-``eigh``/``eigvalsh`` are cyclic Jacobi (a fixed number of sweeps); the matrix 2-norm is the
-largest eigenvalue of the Gram matrix. ``svd``, ``eig`` and the -2 and nuclear norms are not
-provided: an accurate SVD of a general matrix (one-sided Jacobi) is the same kind of program
-and is left for later; the Gram-matrix shortcut would lose the small singular values.
+``eigh``/``eigvalsh`` are cyclic Jacobi (a fixed number of sweeps); ``svd`` is one-sided
+Jacobi, and the functions of the singular values (the matrix 2, -2 and nuclear norms,
+``pinv``, ``matrix_rank``, ``cond``) are built on it. ``eig``/``eigvals`` (complex results)
+and ``lstsq`` (residuals whose shape depends on the computed rank) are not provided.
 
 Solving, inverting, determinants, Cholesky and QR are the array programs of
 :mod:`vmapc.numpy._factor` (LU with partial pivoting, substitution, right-looking Cholesky,
@@ -16,7 +16,7 @@ refuses it.
 
 Where NumPy raises ``LinAlgError`` on the data (a singular matrix, a matrix that is not
 positive definite) a compiled program cannot: the result holds infinities or NaNs instead
-(docs/numpy.md). Norms follow NumPy in every order that needs no SVD.
+(docs/numpy.md). Norms follow NumPy in every order.
 """
 
 from __future__ import annotations
