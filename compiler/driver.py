@@ -477,27 +477,39 @@ AGGRESSIVE_FUSION = "--iree-dispatch-creation-enable-aggressive-fusion=true"
 FUSION_BUG = "write affecting operations on global resources are restricted to workgroup distributed contexts"
 
 
+_INPUT_NAME = "vmapc-module.mlir"     # the file iree-compile reads (not a user's location)
+
+
 def _run_iree_compile(mlir: bytes, flags, lowered) -> bytes:
     """Run iree-compile on `mlir` within the time and memory limits (compile_limits),
     showing progress on a terminal after a few seconds."""
     from iree.compiler.tools.binaries import find_tool
+    # The module goes in through a private temporary file, not stdin: communicate() retried
+    # after a timeout stops writing its input (CPython 3.11), and iree-compile would wait for
+    # the rest of a large module forever.
+    with tempfile.TemporaryDirectory(prefix="vmapc-compile-") as tmp:
+        path = os.path.join(tmp, _INPUT_NAME)
+        with open(path, "wb") as fh:
+            fh.write(mlir)
+        return _run_iree_compile_file(path, find_tool("iree-compile"), flags, lowered)
+
+
+def _run_iree_compile_file(path, tool, flags, lowered) -> bytes:
     timeout, memory = compile_limits()
-    cmd = [find_tool("iree-compile"), "-", "-o", "-", "--iree-input-type=none",
-           "--mlir-print-op-on-diagnostic=false", *flags]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    cmd = [tool, path, "-o", "-", "--iree-input-type=none", "--mlir-print-op-on-diagnostic=false", *flags]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     start = time.monotonic()
     tty = sys.stderr.isatty()
     shown = False
     why = None
-    data = mlir
     try:
         while True:
             try:
-                out, err = proc.communicate(data, timeout=0.2)
+                out, err = proc.communicate(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
-                data = None
+                pass
             elapsed = time.monotonic() - start
             rss = _rss(proc.pid)
             if elapsed > timeout:
@@ -528,7 +540,7 @@ def _run_iree_compile(mlir: bytes, flags, lowered) -> bytes:
         stderr = err.decode("utf-8", "replace")
         if AGGRESSIVE_FUSION in flags and FUSION_BUG in stderr:
             stats["fusion_retries"] += 1
-            return _run_iree_compile(mlir, tuple(f for f in flags if f != AGGRESSIVE_FUSION), lowered)
+            return _run_iree_compile_file(path, tool, tuple(f for f in flags if f != AGGRESSIVE_FUSION), lowered)
         raise compile_error(stderr, lowered, proc.returncode)
     return out
 
@@ -556,7 +568,7 @@ def compile_error(stderr: str, lowered=None, returncode=None) -> CompileError:
         m = _FILE_LOC.match(first)
         if m:
             msg = m.group("msg")
-            if m.group("file") not in ("-", "<stdin>"):
+            if m.group("file") not in ("-", "<stdin>") and not m.group("file").endswith(_INPUT_NAME):
                 where = Loc(m.group("file"), int(m.group("line")))
         else:
             msg = first.split("error:", 1)[-1]

@@ -143,7 +143,8 @@ def _sweep_samples():
              ("solve_triangular", lambda a, b: vnp.linalg.solve_triangular(a, b, lower=True, unit_diagonal=True),
               [(3, 3, f64)], gen_pair),
              ("qr", lambda a: np.linalg.qr(a, "complete"), [(3, 3, f64)], gen_general),
-             ("eigvalsh_norm2", lambda a: (np.linalg.eigvalsh(a), np.linalg.norm(a, 2)), [(3, 3, f64)], gen_spd)]
+             ("eigvalsh_norm2", lambda a: (np.linalg.eigvalsh(a), np.linalg.norm(a, 2)), [(3, 3, f64)], gen_spd),
+             ("svd", lambda a: np.linalg.svd(a), [(3, 3, f32)], gen_general)]
     out = []
     for name, f, shapes, gen in progs:
         for n, m, d in shapes:
@@ -171,7 +172,8 @@ def test_vmap_sweep_reference():
 
 def test_compiled_against_numpy(vmapc_shared_cache, monkeypatch):
     """Through IREE on the CPU, in one module: the batched checks in float32 (the unrolled
-    form) and float64 (the looped form), and one batched case of each sweep program."""
+    form) and float64 (the looped form), the eigh and svd checks, and one batched case of each
+    sweep program."""
     rng = np.random.default_rng(4)
     cases, data = [], {}
     for dtype, n, unroll in ((np.float32, 3, 16), (np.float64, 3, 2)):
@@ -185,6 +187,13 @@ def test_compiled_against_numpy(vmapc_shared_cache, monkeypatch):
     sym = symmetric(rng, 3, np.float32)
     cases.append(testing.Case("eigh", vmapc.vmap(vmapc.trace(_eig_program, sym[0]), in_dims=0, axis_size=len(sym)),
                               [sym], []))
+    svd_data = {}
+    for dtype, shape in ((np.float32, (3, 3)), (np.float64, (4, 3))):
+        a = rectangular(rng, shape, dtype)
+        name = f"svd_{dtype.__name__}_{shape[0]}x{shape[1]}"
+        prog = vmapc.trace(lambda a: _svd_program(a, derived=False), a[0])
+        cases.append(testing.Case(name, vmapc.vmap(prog, in_dims=0, axis_size=len(a)), [a], []))
+        svd_data[name] = (a, dtype)
     sweep = _sweep_cases(compiled=True)
     outs = testing.run_compiled(cases + sweep, target="cpu", group=64, modules=1)
     for name, (a, b, s, dtype) in data.items():
@@ -192,6 +201,8 @@ def test_compiled_against_numpy(vmapc_shared_cache, monkeypatch):
         x, ainv, det, sign, logdet, lower, y, yt, q, r = flat
         _check(a, b, s, (x, ainv, det, (sign, logdet), lower, y, yt, q, r), dtype)
     _check_eigh(sym, *outs["eigh"], np.float32)
+    for name, (a, dtype) in svd_data.items():
+        _check_svd(a, outs[name], dtype)
     for case in sweep:
         testing.assert_outputs_match(case, outs[case.name], rtol=1e-4, atol=1e-4)
 
@@ -281,3 +292,137 @@ def test_derivatives_through_the_factorizations():
                     (lambda a: np.linalg.qr(a), (a,)),
                     (lambda a, b: vnp.linalg.solve_triangular(a, b, lower=True), (np.tril(a) + 3 * np.eye(3), b))):
         testing.check_grads(f, args, rtol=1e-6, atol=1e-7, rng=rng)
+
+
+def rectangular(rng, shape, dtype, count=12):
+    """(m, n) matrices: half Gaussian, half with condition numbers up to MAX_COND, one of
+    them of rank min(m, n) - 1 (a zero singular value)."""
+    m, n = shape
+    k = min(m, n)
+    out = [rng.standard_normal(shape) for _ in range(count // 2)]
+    for c in np.geomspace(10, MAX_COND[dtype], count - count // 2):
+        s = np.geomspace(1, 1 / c, k)
+        out.append(_orthogonal(rng, m)[:, :k] @ np.diag(s) @ _orthogonal(rng, n)[:k])
+    if k > 1:
+        out[-1] = _orthogonal(rng, m)[:, :k] @ np.diag(np.r_[np.ones(k - 1), 0.0]) @ _orthogonal(rng, n)[:k]
+    return np.asarray(out, dtype)
+
+
+def _svd_program(a, derived=True):
+    """Every singular-value function at once (``derived=False``: svd's three forms only; each
+    function computes its own SVD, and compiling them all costs too much)."""
+    u, s, vh = np.linalg.svd(a)
+    ur, _, vhr = np.linalg.svd(a, full_matrices=False)
+    out = (u, s, vh, ur, vhr, np.linalg.svd(a, compute_uv=False))
+    if derived:
+        out += (np.linalg.norm(a, 2), np.linalg.norm(a, -2), np.linalg.norm(a, "nuc"), np.linalg.pinv(a),
+                np.linalg.matrix_rank(a), np.linalg.cond(a))
+    return out
+
+
+def _check_svd(a, outs, dtype):
+    """Singular values within TOL * k * eps * ||a||_2 of LAPACK's (Weyl: what a backward-stable
+    method guarantees) and descending; U and V checked through the reconstruction and their
+    orthogonality (their signs are not unique); pinv within TOL * k * eps * cond of NumPy's
+    (its forward error bound) for matrices of full rank; the rank exact; cond within
+    TOL * k * eps * cond relative."""
+    u, s, vh, ur, vhr, s_only = outs[:6]
+    derived = len(outs) > 6
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    assert u.shape == (len(a), m, m) and vh.shape == (len(a), n, n) and ur.shape == (len(a), m, k)
+    assert vhr.shape == (len(a), k, n) and s.shape == (len(a), k)
+    for name, v in zip("u s vh ur vhr s_only n2 nm2 nuc pinv".split(), outs[:10]):
+        assert v.dtype == dtype, f"{name}: dtype {v.dtype}"
+    eps = EPS[dtype]
+    for i in range(len(a)):
+        a64 = np.asarray(a[i], np.float64)
+        s_np = np.linalg.svd(a64, compute_uv=False)
+        scale = s_np[0]
+        tol = TOL * k * eps * scale
+        what = f"{dtype.__name__} example {i} (cond {s_np[0] / max(s_np[-1], 1e-300):.1e})"
+        for v in (s[i], s_only[i]):
+            assert np.abs(v - s_np).max() <= tol, f"singular values, {what}"
+            assert (np.diff(v) <= 0).all(), f"singular values not descending, {what}"
+        for uu, vv in ((u[i], vh[i]), (ur[i], vhr[i])):
+            uu, vv = uu.astype(np.float64), vv.astype(np.float64)
+            assert np.linalg.norm((uu[:, :k] * s[i]) @ vv[:k] - a64) <= TOL * k * eps * np.linalg.norm(a64), f"reconstruction, {what}"
+            assert np.abs(uu.T @ uu - np.eye(uu.shape[1])).max() <= TOL * k * eps, f"U orthogonality, {what}"
+            assert np.abs(vv @ vv.T - np.eye(vv.shape[0])).max() <= TOL * k * eps, f"V orthogonality, {what}"
+        if derived:
+            _check_svd_derived(a64, s_np, outs[6:], i, tol, dtype, what)
+
+
+def _check_svd_derived(a64, s_np, outs, i, tol, dtype, what):
+    n2, nm2, nuc, pinv, rank, cond = outs
+    m, n = a64.shape
+    k, eps = min(m, n), EPS[dtype]
+    assert cond.dtype == dtype and rank.dtype == np.int64
+    assert abs(n2[i] - s_np[0]) <= tol and abs(nm2[i] - s_np[-1]) <= tol, f"norm 2/-2, {what}"
+    assert abs(nuc[i] - s_np.sum()) <= k * tol, f"norm nuc, {what}"
+    rank_np = np.linalg.matrix_rank(a64.astype(dtype))
+    assert rank[i] == rank_np, f"matrix_rank {rank[i]} != {rank_np}, {what}"
+    if s_np[-1] > s_np[0] * max(m, n) * eps * 10:        # full rank, with a margin over rank's cut
+        c = s_np[0] / s_np[-1]
+        assert _rel(pinv[i], np.linalg.pinv(a64)) <= TOL * k * eps * c, f"pinv, {what}"
+        assert abs(cond[i] - c) <= TOL * k * eps * c * c, f"cond, {what}"
+    else:
+        assert cond[i] > 1 / (TOL * k * eps), f"cond of a singular matrix, {what}"
+
+
+@pytest.mark.parametrize("shape, dtype", [((1, 1), np.float32), ((3, 3), np.float32), ((3, 3), np.float64),
+                                          ((6, 6), np.float64), ((5, 3), np.float64), ((2, 4), np.float32)],
+                         ids=["1x1-f32", "3x3-f32", "3x3-f64", "6x6-f64", "5x3-f64", "2x4-f32"])
+def test_svd_batched_against_numpy_reference(dtype, shape):
+    """svd, the 2, -2 and nuclear norms, pinv, matrix_rank and cond, vmapped over random,
+    ill-conditioned and rank-deficient matrices, on the reference evaluator."""
+    a = rectangular(np.random.default_rng(sum(shape)), shape, dtype)
+    _check_svd(a, reference_vmap(_svd_program, a), dtype)
+
+
+def test_svd_graded_matrix_small_singular_values_to_high_relative_accuracy():
+    """One-sided Jacobi computes the small singular values of a matrix whose columns are
+    badly scaled (a = B D with B well conditioned) to high relative accuracy (Demmel and
+    Veselic): within TOL * n * eps * cond(B with unit columns) of LAPACK's, relative to each
+    value, for singular values spread over 1e-12 in float64 (the usual bound, relative to the
+    largest value, would allow errors of 1e-4 in the smallest)."""
+    rng = np.random.default_rng(7)
+    b = rng.standard_normal((4, 5, 5)) + 5 * np.eye(5)
+    a = b * np.geomspace(1, 1e-12, 5)
+    s = reference_vmap(lambda a: np.linalg.svd(a, compute_uv=False), a)
+    for i in range(len(a)):
+        s_np = np.linalg.svd(a[i], compute_uv=False)
+        bound = TOL * 5 * EPS[np.float64] * np.linalg.cond(b[i] / np.linalg.norm(b[i], axis=0))
+        assert (np.abs(s[i] - s_np) / s_np).max() <= bound, f"example {i}"
+
+
+def test_svd_derivatives():
+    """svd differentiates through its Jacobi rotations: forward and reverse checked against
+    finite differences at a (3, 2) matrix with distinct singular values (where U, S, V are
+    smooth), and the nuclear norm's gradient of a 3x3 matrix against U @ Vh."""
+    rng = np.random.default_rng(3)
+    a = general(rng, 3, np.float64, count=2)[0]
+    testing.check_grads(lambda a: np.linalg.svd(a, full_matrices=False), (a[:, :2],), rtol=1e-6, atol=1e-7, rng=rng)
+    u, _, vh = np.linalg.svd(a)
+    grad = vmapc.trace(vmapc.grad(lambda a: np.linalg.norm(a, "nuc")), a)       # on the reference evaluator
+    np.testing.assert_allclose(vmapc.eval(grad, a)[0], u @ vh, rtol=1e-10, atol=1e-12)
+    # a singular matrix: the largest value's gradient is still u0 v0^T (the zero value's
+    # square root does not turn it into NaN)
+    sing = np.array([[1.0, 2.0], [2.0, 4.0]])
+    u, _, vh = np.linalg.svd(sing)
+    grad = vmapc.trace(vmapc.grad(lambda a: np.linalg.svd(a, compute_uv=False)[0]), sing)
+    np.testing.assert_allclose(vmapc.eval(grad, sing)[0], np.outer(u[:, 0], vh[0]), rtol=1e-12, atol=1e-14)
+
+
+def test_svd_of_degenerate_matrices():
+    """Zero, repeated and exactly rank-deficient cases: the singular values match NumPy's
+    (exact zeros where the matrix is zero), U and V stay orthogonal and reconstruct."""
+    a = np.array([np.zeros((3, 3)), np.eye(3), np.ones((3, 3)), np.diag([2.0, -2.0, 0.0]),
+                  [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])
+    u, s, vh = reference_vmap(lambda a: np.linalg.svd(a), a)
+    np.testing.assert_array_equal(s[0], 0.0)
+    for i in range(len(a)):
+        np.testing.assert_allclose(s[i], np.linalg.svd(a[i], compute_uv=False), atol=1e-15)
+        np.testing.assert_allclose((u[i] * s[i]) @ vh[i], a[i], atol=1e-15)
+        np.testing.assert_allclose(u[i].T @ u[i], np.eye(3), atol=1e-15)
+        np.testing.assert_allclose(vh[i] @ vh[i].T, np.eye(3), atol=1e-15)

@@ -1174,6 +1174,44 @@ case("linalg-solve-triangular-stacked-f32", lambda a, b: vnp.linalg.solve_triang
      _well_conditioned((2, 3, 3), "float32"), arr((2, 3, 1), "float32"))
 
 
+
+# svd: the singular vectors' signs are LAPACK's choice, so the cases return what does not
+# depend on them (the values, the reconstruction, U^T U and V V^T; tests/test_linalg.py checks
+# accuracy)
+def _svd_invariants(a, full_matrices=True):
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    k = s.shape[-1]
+    return (s, (u[..., :k] * s[..., None, :]) @ vh[..., :k, :], np.swapaxes(u, -1, -2) @ u,
+            vh @ np.swapaxes(vh, -1, -2))
+
+
+case("linalg-svd-values-float32", lambda a: np.linalg.svd(a, compute_uv=False), arr((3, 3), "float32"))
+case("linalg-svd-square-float32", _svd_invariants, arr((3, 3), "float32"), atol=1e-5)
+case("linalg-svd-tall-full", _svd_invariants, arr((4, 2), "float64"), atol=1e-12)
+case("linalg-svd-wide-reduced-stacked", lambda a: _svd_invariants(a, False), arr((2, 2, 3), "float64"), atol=1e-12)
+case("linalg-svd-int-rank-deficient", _svd_invariants, np.array([[1, 2, 3], [2, 4, 6], [0, 0, 0]], np.int32),
+     atol=1e-12)
+case("linalg-svd-empty", lambda a, b: (np.linalg.svd(a), np.linalg.svd(b, full_matrices=False), np.linalg.svd(b, compute_uv=False)),
+     np.zeros((2, 0), np.float32), np.zeros((3, 0, 4)))
+case("linalg-svd-hermitian-reads-lower", lambda a: np.linalg.svd(np.tril(a) + 5 * np.triu(a, 1), compute_uv=False, hermitian=True),
+     _spd((3, 3), "float64") - 4 * np.eye(3))
+case("linalg-norm-svd-orders", lambda a: (np.linalg.norm(a, -2), np.linalg.norm(a, "nuc"),
+                                          np.linalg.norm(a, "nuc", axis=(1, 0), keepdims=True)), arr((3, 4), "float64"))
+case("linalg-norm-svd-orders-3d-float32", lambda a: np.linalg.norm(a, -2, axis=(0, 2)), arr((2, 3, 4), "float32"))
+case("linalg-pinv", lambda a, b: (np.linalg.pinv(a), np.linalg.pinv(b, rtol=None),
+                                  np.linalg.pinv(b, rcond=0.3)),
+     arr((3, 2), "float64"), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]), atol=1e-12)
+case("linalg-pinv-stacked-float32-empty", lambda a, b: (np.linalg.pinv(a), np.linalg.pinv(b)), arr((2, 2, 3), "float32"),
+     np.zeros((2, 0, 3), np.float32), atol=1e-5)
+case("linalg-matrix-rank", lambda a, b, v: (np.linalg.matrix_rank(a), np.linalg.matrix_rank(b, tol=0.5),
+                                            np.linalg.matrix_rank(b, rtol=0.1), np.linalg.matrix_rank(v),
+                                            np.linalg.matrix_rank(0 * v)),
+     arr((2, 3, 4), "float32"), np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]), arr((3,), "float64"))
+case("linalg-cond", lambda a: (np.linalg.cond(a), np.linalg.cond(a, "fro"), np.linalg.cond(a, 1), np.linalg.cond(a, -np.inf)),
+     _well_conditioned((3, 3), "float64"))
+case("linalg-cond-singular-rectangular", lambda a, b: (np.linalg.cond(a, 1), np.linalg.cond(b, -2)),
+     np.array([[1.0, 2.0], [2.0, 4.0]]), arr((2, 3, 2), "float32"))
+
 @pytest.mark.parametrize("f, args", [
     (lambda a: np.linalg.inv(a), [arr((2, 3), "float64")]),
     (lambda a: np.linalg.det(a), [arr((3,), "float64")]),
@@ -1198,10 +1236,16 @@ def test_linalg_unsupported_and_solve_triangular_errors():
         vmapc.trace(lambda a, b: vnp.linalg.solve_triangular(a, b), arr((2, 2), "float64"), arr((3,), "float64"))
 
 
-@pytest.mark.parametrize("f", [lambda x: np.linalg.norm(x, "nuc"), lambda x: np.linalg.norm(x, -2)], ids=["nuc", "-2"])
-def test_matrix_norms_needing_an_svd_are_unsupported(f):
-    with pytest.raises(UnsupportedError, match="SVD"):
-        vmapc.trace(f, arr((3, 4), "float32"))
+@pytest.mark.parametrize("f, args", [
+    (lambda a: np.linalg.svd(a), [arr((3,), "float64")]),
+    (lambda a: np.linalg.svd(a), [arr((2, 2), "float16")]),
+    (lambda a: np.linalg.pinv(a, rcond=0.1, rtol=0.1), [arr((2, 2), "float64")]),
+    (lambda a: np.linalg.matrix_rank(a, tol=0.1, rtol=0.1), [arr((2, 2), "float64")]),
+    (lambda a: np.linalg.cond(a, 1), [arr((2, 3), "float64")]),
+    (lambda a: np.linalg.cond(a), [arr((0, 0), "float64")]),
+], ids=["svd-1d", "svd-float16", "pinv-rcond-rtol", "rank-tol-rtol", "cond-1-not-square", "cond-empty"])
+def test_svd_functions_reject_what_numpy_rejects(f, args):
+    check_raises(f, *args)
 
 
 @pytest.mark.parametrize("f", [lambda x: np.linalg.norm(x, "fro", axis=0), lambda x: np.linalg.norm(x, 3),

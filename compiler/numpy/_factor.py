@@ -30,6 +30,9 @@ What the algorithms are:
 * **QR** (:func:`householder_qr`): Householder reflections with LAPACK's sign convention
   (``R[k, k] = -sign(a_kk) * ||a_k||``, no reflection where the column is already zero below
   the diagonal), so ``Q`` and ``R`` agree with NumPy's, not just up to signs.
+* **Symmetric eigenproblems** (:func:`jacobi_eigh`): cyclic two-sided Jacobi rotations.
+* **SVD** (:func:`jacobi_svd`): one-sided Jacobi, rotating pairs of columns until they are
+  orthogonal; the singular values are the columns' norms.
 """
 
 from __future__ import annotations
@@ -232,3 +235,92 @@ def jacobi_eigh(a):
     w = np.diagonal(a, axis1=-2, axis2=-1)
     order = np.argsort(w, axis=-1)
     return np.take_along_axis(w, order, axis=-1), np.take_along_axis(v, np.expand_dims(order, -2), axis=-1)
+
+
+def svd_sweeps(n):
+    """The cyclic sweeps :func:`jacobi_svd` makes for ``n`` columns (each sweep rotates every
+    pair of columns once). One-sided Jacobi converges quadratically once the columns are
+    nearly orthogonal, but getting there takes more sweeps for more columns: measured on
+    Gaussian and ill-conditioned float64 matrices, 6 sweeps for 6 columns, 10 for 16, 12
+    for 24, 14 for 32; this gives two more than that."""
+    return 8 + n // 4
+
+
+def _rotate_columns(wp, wq, vp, vq):
+    """One Jacobi rotation of the columns ``wp``, ``wq`` (..., m) making them orthogonal
+    (Hestenes' one-sided method: the two-sided rotation of their Gram matrix, its entries
+    computed afresh from the columns), applied to ``vp``, ``vq`` too (None: not tracked).
+
+    With ``d = |wq|^2 - |wp|^2`` and ``g = wp . wq`` the tangent of the angle is
+    ``t = sign(d) 2g / (|d| + sqrt(d^2 + 4g^2))``: the usual ``sign(z) / (|z| + sqrt(1 + z^2))``
+    with ``z = d / 2g`` multiplied through by ``2|g|``, so that nothing divides by a tiny
+    ``g`` and no branch is needed when ``g == 0`` (then ``t == 0``)."""
+    alpha = np.sum(wp * wp, axis=-1, keepdims=True)
+    beta = np.sum(wq * wq, axis=-1, keepdims=True)
+    gamma = np.sum(wp * wq, axis=-1, keepdims=True)
+    d = beta - alpha
+    h = d * d + 4 * gamma * gamma
+    r = np.sqrt(np.where(h == 0, 1, h))         # (no infinite derivative at h == 0)
+    t = 2 * gamma / (np.abs(d) + r)
+    t = np.where(d < 0, -t, t)
+    c = 1 / np.sqrt(1 + t * t)
+    s = c * t
+    wp, wq = c * wp - s * wq, s * wp + c * wq
+    if vp is not None:
+        vp, vq = c * vp - s * vq, s * vp + c * vq
+    return wp, wq, vp, vq
+
+
+def jacobi_svd(a, compute_uv=True, full=False):
+    """The singular value decomposition of the stack ``a`` (..., m, n) with ``m >= n``, by
+    one-sided Jacobi (Hestenes; Demmel and Veselic showed it computes even the small
+    singular values to high relative accuracy, which going through the eigenvalues of
+    ``a.T @ a`` does not). Returns ``(u, s, v)``: ``s`` (..., n) descending, ``v`` (..., n, n)
+    orthogonal with ``a @ v = u * s``, ``u`` (..., m, n), or (..., m, m) where ``full``; only
+    ``s`` (u and v None) without ``compute_uv``.
+
+    The columns of ``w = a @ v`` are rotated in pairs until they are orthogonal: a fixed
+    number of sweeps (:func:`svd_sweeps`) in a :func:`vmapc.fori_loop`, each sweep's
+    ``n(n-1)/2`` rotations unrolled, with the columns held as separate vectors so that a
+    rotation costs O(m). The singular values are then the column norms; ``u`` comes from
+    a Householder QR of the sorted ``w`` (its columns are orthogonal already, so ``R`` is
+    diagonal up to rounding): that also gives orthonormal columns for zero singular values
+    and the complement that ``full`` asks for. The matrix is scaled by its largest entry
+    first, so that squared norms neither overflow nor underflow needlessly."""
+    m, n = a.shape[-2:]
+    batch = a.shape[:-2]
+    big = np.max(np.abs(a), axis=(-2, -1), keepdims=True)
+    scale = np.where(big == 0, 1, big)
+    wt = np.swapaxes(a / scale, -1, -2)                          # (..., n, m): w's columns as rows
+    vt = np.broadcast_to(np.eye(n, dtype=a.dtype), batch + (n, n)) * np.ones((), a.dtype) if compute_uv else None
+
+    def sweep(_, state):
+        wt, vt = state
+        w = [wt[..., j, :] for j in range(n)]
+        v = [vt[..., j, :] for j in range(n)] if compute_uv else [None] * n
+        for p in range(n - 1):
+            for q in range(p + 1, n):
+                w[p], w[q], v[p], v[q] = _rotate_columns(w[p], w[q], v[p], v[q])
+        return np.stack(w, axis=-2), (np.stack(v, axis=-2) if compute_uv else None)
+    if n > 1:
+        from ..control import fori_loop
+        if compute_uv:
+            wt, vt = fori_loop(0, svd_sweeps(n), sweep, (wt, vt))
+        else:
+            wt = fori_loop(0, svd_sweeps(n), lambda i, wt: sweep(i, (wt, None))[0], wt)
+    sq = np.sum(wt * wt, axis=-1)
+    norms = np.where(sq == 0, 0, np.sqrt(np.where(sq == 0, 1, sq)))   # (a zero norm's derivative is 0, not NaN)
+    order = np.argsort(-norms, axis=-1)                         # descending (stable on ties)
+    s = np.take_along_axis(norms, order, axis=-1) * scale[..., 0]
+    if not compute_uv:
+        return None, s, None
+    idx = np.expand_dims(order, -1)
+    w = np.swapaxes(np.take_along_axis(wt, idx, axis=-2), -1, -2)
+    v = np.swapaxes(np.take_along_axis(vt, idx, axis=-2), -1, -2)
+    q, r = householder_qr(w, complete=full)
+    sign = np.where(np.diagonal(r, axis1=-2, axis2=-1)[..., :n] < 0, -1, 1).astype(a.dtype)
+    if full and m > n:
+        u = np.concatenate([q[..., :, :n] * np.expand_dims(sign, -2), q[..., :, n:]], axis=-1)
+    else:
+        u = q * np.expand_dims(sign, -2)
+    return u, s, v

@@ -1,10 +1,10 @@
 """``vmapc.numpy.linalg``: NumPy's ``np.linalg`` for the small per-example matrices vmap is
 used for.
 
-``eigh``/``eigvalsh`` are cyclic Jacobi (a fixed number of sweeps); the matrix 2-norm is the
-largest eigenvalue of the Gram matrix. ``svd``, ``eig`` and the -2 and nuclear norms are not
-provided: an accurate SVD of a general matrix (one-sided Jacobi) is the same kind of program
-and is left for later; the Gram-matrix shortcut would lose the small singular values.
+``eigh``/``eigvalsh`` are cyclic Jacobi (a fixed number of sweeps); ``svd`` is one-sided
+Jacobi, and the functions of the singular values (the matrix 2, -2 and nuclear norms,
+``pinv``, ``matrix_rank``, ``cond``) are built on it. ``eig``/``eigvals`` (complex results)
+and ``lstsq`` (residuals whose shape depends on the computed rank) are not provided.
 
 Solving, inverting, determinants, Cholesky and QR are the array programs of
 :mod:`vmapc.numpy._factor` (LU with partial pivoting, substitution, right-looking Cholesky,
@@ -16,11 +16,12 @@ refuses it.
 
 Where NumPy raises ``LinAlgError`` on the data (a singular matrix, a matrix that is not
 positive definite) a compiled program cannot: the result holds infinities or NaNs instead
-(docs/numpy.md). Norms follow NumPy in every order that needs no SVD.
+(docs/numpy.md). Norms follow NumPy in every order.
 """
 
 from __future__ import annotations
 
+import builtins as _builtins
 
 import numpy as _np
 
@@ -31,13 +32,15 @@ from ..tracing import user_loc
 from ._core import _HANDLED, _axes, _is_tracer
 from . import _factor as _f
 from .matrices import diagonal, tril, triu
-from .ufuncs import absolute, astype, log, multiply, not_equal, power, sqrt, where
+from .ufuncs import (absolute, astype, isnan, log, logical_and, logical_not, multiply, not_equal, power, sqrt,
+                     where)
 from .reductions import max, min, prod, sum
 from .shape import broadcast_to, expand_dims, moveaxis, reshape, swapaxes
 
 _SlogdetResult = type(_np.linalg.slogdet(_np.eye(1)))
 _QRResult = type(_np.linalg.qr(_np.eye(1)))
 _EighResult = type(_np.linalg.eigh(_np.eye(1)))
+_SVDResult = type(_np.linalg.svd(_np.eye(1)))
 
 def _float_type(fname, *xs):
     """NumPy's linalg result dtype: float32 or float64 (integers and bools compute in float64)."""
@@ -221,21 +224,18 @@ def eigvalsh(a, UPLO="L"):
     return _f.jacobi_eigh(_symmetric("numpy.linalg.eigvalsh", a, UPLO))[0]
 
 
-def _spectral_norm(x, row, col, keepdims):
-    """The matrix 2-norm: the square root of the largest eigenvalue of the Gram matrix
-    (accurate relative to itself; the smallest singular value, ord=-2, would not be)."""
+def _singular_values(x, row, col, keepdims, reduce):
+    """``reduce`` (max, min or sum) of the singular values of the matrices on axes (row, col)."""
     m = moveaxis(x, (row, col), (-2, -1))
-    g = swapaxes(m, -1, -2) @ m if m.shape[-1] <= m.shape[-2] else m @ swapaxes(m, -1, -2)
-    r = sqrt(max(_f.jacobi_eigh(g)[0], axis=-1))
+    r = reduce(svd(m, compute_uv=False), axis=-1)
     if keepdims:
         r = reshape(r, tuple(1 if i in (row, col) else d for i, d in enumerate(x.shape)))
     return r
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
-    """NumPy's norm: vector norms of any order, and the Frobenius, 1, -1, inf and -inf
-    norms of matrices. Matrix 2-norms and nuclear norms need an SVD and are not
-    supported."""
+    """NumPy's norm: vector norms of any order, and matrix norms of every order (2, -2 and
+    the nuclear norm through :func:`svd`'s singular values)."""
     if not _is_tracer(x):
         return _np.linalg.norm(x, ord, axis, keepdims)
     if not dt.is_float(x.dtype):
@@ -263,12 +263,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
         if keepdims:
             r = reshape(r, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
         return r
-    if ord == 2:
-        return _spectral_norm(x, row, col, keepdims)
-    if ord in (-2, "nuc"):
-        raise UnsupportedError(f"numpy.linalg.norm: matrix ord={ord!r} is not supported (it needs "
-                               "an SVD: the small singular values of the Gram matrix's eigenvalues "
-                               "are not accurate)", user_loc())
+    if ord in (2, -2, "nuc"):
+        return _singular_values(x, row, col, keepdims, {2: max, -2: min, "nuc": sum}[ord])
     raise ShapeError("Invalid norm order for matrices.", user_loc())
 
 def _vector_norm(x, ord, axes, keepdims):
@@ -288,6 +284,107 @@ def _vector_norm(x, ord, axes, keepdims):
     return power(r, astype(_np.reciprocal(float(ord)), r.dtype))
 
 
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """NumPy's svd by one-sided Jacobi (:func:`vmapc.numpy._factor.jacobi_svd`): an
+    ``SVDResult`` ``(U, S, Vh)`` with ``a = (U[..., :k] * S) @ Vh[..., :k, :]`` and the
+    singular values ``S`` descending, or ``S`` alone without ``compute_uv``. Each singular
+    vector's sign (and the basis of a repeated singular value's spaces, and of the
+    complements ``full_matrices`` adds) may differ from LAPACK's. ``hermitian=True`` reads
+    the lower triangle only, as NumPy's (which uses eigh) does; the factorization is then
+    the general one."""
+    if not _is_tracer(a):
+        return _np.linalg.svd(a, full_matrices, compute_uv, hermitian)
+    fname = "numpy.linalg.svd"
+    a = _symmetric(fname, a, "L") if hermitian else _matrices(fname, a, square=False)[0]
+    m, n = a.shape[-2:]
+    batch = tuple(a.shape[:-2])
+    k = _builtins.min(m, n)
+    if k == 0:
+        s = _np.zeros(batch + (0,), a.dtype)
+        if not compute_uv:
+            return s
+        eye = lambda d, cols: _np.broadcast_to(_np.eye(d, cols, dtype=a.dtype), batch + (d, cols)).copy()
+        return _SVDResult(eye(m, m if full_matrices else k), s, eye(n if full_matrices else k, n))
+    wide = m < n
+    u, s, v = _f.jacobi_svd(swapaxes(a, -1, -2) if wide else a, compute_uv, full_matrices)
+    if not compute_uv:
+        return s
+    if wide:                      # a.T = u s v.T, so a = v s u.T
+        u, v = v, u
+    return _SVDResult(u, s, swapaxes(v, -1, -2))
+
+
+_NO_VALUE = object()
+
+
+def _last_axis(x, dtype):
+    """A per-matrix tolerance (a number, or an array over the stack) with a trailing axis to
+    broadcast against the singular values."""
+    x = x if _is_tracer(x) else _np.asarray(x)
+    return expand_dims(astype(x, dtype) if x.dtype != dtype else x, -1)
+
+
+def pinv(a, rcond=None, hermitian=False, *, rtol=_NO_VALUE):
+    """NumPy's pinv: ``V diag(1/S) U^T`` over the singular values above ``rcond`` (or
+    ``rtol``) times the largest (NumPy's defaults: ``rcond`` 1e-15, ``rtol=None``
+    ``max(m, n) * eps``)."""
+    if not _is_tracer(a):
+        kw = {} if rtol is _NO_VALUE else {"rtol": rtol}
+        return _np.linalg.pinv(a, rcond, hermitian, **kw)
+    fname = "numpy.linalg.pinv"
+    (a,) = _matrices(fname, a, square=False)
+    m, n = a.shape[-2:]
+    if rcond is None:
+        rcond = 1e-15 if rtol is _NO_VALUE else _builtins.max(m, n) * _np.finfo(a.dtype).eps if rtol is None else rtol
+    elif rtol is not _NO_VALUE:
+        raise ShapeError(f"{fname}: `rtol` and `rcond` can't be both set.", user_loc())
+    if _builtins.min(m, n) == 0:
+        return _np.zeros(tuple(a.shape[:-2]) + (n, m), a.dtype)
+    u, s, vh = svd(a, full_matrices=False, hermitian=hermitian)
+    large = s > _last_axis(rcond, a.dtype) * max(s, axis=-1, keepdims=True)
+    inv_s = where(large, 1 / where(large, s, 1), 0)
+    return swapaxes(vh, -1, -2) @ (expand_dims(inv_s, -1) * swapaxes(u, -1, -2))
+
+
+def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
+    """NumPy's matrix_rank: the number of singular values above ``tol`` (default: the
+    largest times ``max(m, n) * eps``, or times ``rtol``)."""
+    if not _is_tracer(A):
+        return _np.linalg.matrix_rank(A, tol, hermitian, rtol=rtol)
+    fname = "numpy.linalg.matrix_rank"
+    if rtol is not None and tol is not None:
+        raise ShapeError(f"{fname}: `tol` and `rtol` can't be both set.", user_loc())
+    if A.ndim < 2:         # a vector: rank 1 unless it is all zeros
+        return astype(sum(astype(not_equal(A, 0), dt.INT64)) > 0, dt.INT64)
+    s = svd(A, compute_uv=False, hermitian=hermitian)
+    if tol is None:
+        r = _builtins.max(A.shape[-2:]) * _np.finfo(s.dtype).eps if rtol is None else _last_axis(rtol, s.dtype)
+        tol = (max(s, axis=-1, keepdims=True) if s.shape[-1] else 0) * r
+    else:
+        tol = _last_axis(tol, s.dtype)
+    return sum(astype(s > tol, dt.INT64), axis=-1)
+
+
+def cond(x, p=None):
+    """NumPy's cond: ``S[0] / S[-1]`` for ``p`` None or 2 (``p=-2``: the inverse), else
+    ``norm(x, p) * norm(inv(x), p)``; NaN results become inf unless ``x`` holds a NaN, as
+    NumPy's do."""
+    if not _is_tracer(x):
+        return _np.linalg.cond(x, p)
+    fname = "numpy.linalg.cond"
+    (x,) = _matrices(fname, x, square=p not in (None, 2, -2))
+    if _builtins.min(x.shape[-2:]) == 0:
+        raise ShapeError(f"{fname}: arrays cannot be empty", user_loc())
+    if p in (None, 2, -2):
+        s = svd(x, compute_uv=False)
+        r = s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    else:
+        r = norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
+    x_nan = max(astype(isnan(x), dt.INT64), axis=(-2, -1)) > 0
+    return where(logical_and(isnan(r), logical_not(x_nan)), _np.inf, r)
+
+
 _HANDLED[_np.linalg.norm] = norm
-for _name in ("solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh"):
+for _name in ("solve", "inv", "det", "slogdet", "cholesky", "qr", "eigh", "eigvalsh", "svd", "pinv",
+              "matrix_rank", "cond"):
     _HANDLED[getattr(_np.linalg, _name)] = globals()[_name]
