@@ -545,10 +545,14 @@ def _batch_args(examples, in_dims, types):
     return args
 
 
-def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True, all_in_dims=True) -> list:
+def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True, all_in_dims=True,
+               cross=True) -> list:
     """The design.md section 8 sweep for one sample program, as Cases
-    (``all_in_dims=False``: only in_dims all 0). A collective's sample gets
-    :func:`collective_cases` instead."""
+    (``all_in_dims=False``: only in_dims all 0). ``cross=True`` tries every
+    (batch size, in_dims, out_dims) triple; ``cross=False`` covers each of them once,
+    for compiled sweeps where every case costs compile time: every in_dims at the
+    last size and the first out_dims, then in_dims all 0 at the other sizes with the
+    other out_dims. A collective's sample gets :func:`collective_cases` instead."""
     if "collective" in sample.tags:
         return collective_cases(sample, rng, sizes, out_dims, nested, all_in_dims)
     fn = sample.fn
@@ -561,17 +565,27 @@ def vmap_cases(sample: Sample, rng, sizes=(2, 3), out_dims=(0, -1), nested=True,
             cases.append(Case(f"{sample.name}_nobdim_B{B}", bf, [],
                               [np.stack([o] * B) for o in exp[0]]))
         return cases
-    for B in sizes:
-        examples = [sample.gen(rng) for _ in range(B)]
-        for combo in in_dim_combos(n) if all_in_dims else [(0,) * n]:
-            shared = [[ex[k] if combo[k] is not None else examples[0][k] for k in range(n)] for ex in examples]
-            per = _loop(fn, shared)
-            for od in out_dims:
-                bf = vmap(fn, in_dims=combo, out_dims=od, axis_size=B)
-                expected = [np.stack([p[j] for p in per], axis=od % (fn.outputs[j].rank + 1))
-                            for j in range(len(fn.outputs))]
-                cases.append(Case(f"{sample.name}_B{B}_in{combo}_out{od}", bf,
-                                  _batch_args(examples, combo, fn.in_types), expected))
+    combos = in_dim_combos(n) if all_in_dims else [(0,) * n]
+    if cross:
+        plan = [(B, combo, out_dims) for B in sizes for combo in combos]
+    else:
+        plan = [(sizes[-1], combo, out_dims[:1]) for combo in combos]
+        plan += [(B, (0,) * n, out_dims[1:] or out_dims) for B in sizes[:-1]]
+        if len(sizes) == 1 and len(out_dims) > 1:
+            plan.append((sizes[0], (0,) * n, out_dims[1:]))
+    drawn = {}                # the examples of each batch size, drawn once in order of size
+    for B, combo, ods in plan:
+        if B not in drawn:
+            drawn[B] = [sample.gen(rng) for _ in range(B)]
+        examples = drawn[B]
+        shared = [[ex[k] if combo[k] is not None else examples[0][k] for k in range(n)] for ex in examples]
+        per = _loop(fn, shared)
+        for od in ods:
+            bf = vmap(fn, in_dims=combo, out_dims=od, axis_size=B)
+            expected = [np.stack([p[j] for p in per], axis=od % (fn.outputs[j].rank + 1))
+                        for j in range(len(fn.outputs))]
+            cases.append(Case(f"{sample.name}_B{B}_in{combo}_out{od}", bf,
+                              _batch_args(examples, combo, fn.in_types), expected))
     if nested:
         cases += nested_cases(sample, rng, sizes)
     return cases
