@@ -1,0 +1,7 @@
+"""``python -m vmapc.cli``: the ``vmapc`` command, as ``python -m vmapc`` is."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
