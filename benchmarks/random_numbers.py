@@ -2,7 +2,7 @@
 
 From the repository root::
 
-    python -m benchmarks.random_numbers              # the full run (a few minutes on 2 cores)
+    python -m benchmarks.random_numbers              # the full run (12 minutes on 2 loaded cores)
     python -m benchmarks.random_numbers --quick      # every contender once at a small size, no timing
 
 Workloads (float32 throughout):
