@@ -17,9 +17,10 @@ Workloads (float32 throughout):
 Contenders (a missing optional one is skipped with a note):
 
 ``vmapc``        ``vmapc.compile`` on the CPU, driver ``local-task`` (its thread pool: both cores);
-                 Monte Carlo as ``mc_price``: one option's function, the paths drawn in chunks
-                 of 10,000 by ``vmapc.fori_loop`` with running sums, batched over the options
-                 with one key each (``split`` outside, ``in_dims=0``)
+                 Monte Carlo as ``mc_price``: one option's function, batched with
+                 ``randomness="different"`` from one key
+``vmapc-loop``   Monte Carlo only: ``mc_price_chunked``, the paths drawn in chunks of 10,000
+                 by ``vmapc.fori_loop`` with running sums, one key per option
 ``numpy``        ``np.random.default_rng(0)``: ``standard_normal``/``random`` (PCG64, ziggurat;
                  one thread), Monte Carlo vectorized over a (1000, 100000) array
 ``jax``          ``jax.jit`` of ``jax.random.normal``/``uniform`` (threefry, as vmapc), Monte
@@ -62,20 +63,26 @@ def note(msg):
 
 # --- the Monte Carlo workload, one option ----------------------------------------------------------
 
-def mc_price(paths, chunk):
-    """One option's price and standard error from `paths` paths, drawn `chunk` at a time.
+def mc_price(paths):
+    """One option's price and standard error from `paths` paths: the function of
+    ``examples/monte_carlo_options.py``, batched with ``randomness="different"``."""
+    def price(spot, strike, vol, maturity, key):
+        z = vr.normal(key, (paths,))
+        s_t = spot * np.exp((RATE - 0.5 * vol * vol) * maturity + vol * np.sqrt(maturity) * z)
+        payoff = np.exp(-RATE * maturity) * np.maximum(s_t - strike, 0.0)
+        mean = payoff.mean()
+        return mean, np.sqrt(((payoff - mean) ** 2).sum() / (paths - 1) / paths)
+    return price
 
-    Written as a user would for a large path count: the loop keeps one chunk of draws alive
-    (options x chunk floats once batched) and carries the sum and the sum of squares of the
-    payoffs in float64. The one-shot form (``z = normal(key, (paths,))``, then
-    ``payoff.mean()`` and the sum of squared deviations, as in
-    ``examples/monte_carlo_options.py``) is fine for thousands of paths but not for
-    1000 x 100,000: batched, its program materialises every intermediate of the normal
-    quantile at options x paths (about 40 bytes a path in float32/float64 temporaries:
-    over 4 GiB), and IREE 3.13's CPU code for the dispatch that fuses the payoff with the
-    two reductions (vmapc's ``--iree-dispatch-creation-enable-aggressive-fusion``) runs
-    25-100x slower when the options' workgroup tile is odd (100 or 1000 options; 128 is
-    fast). Modules with loops are compiled without that flag. See docs/performance.md."""
+
+def mc_price_chunked(paths, chunk):
+    """The same from `paths` paths drawn `chunk` at a time: a ``vmapc.fori_loop`` that
+    keeps one chunk of draws alive (options x chunk floats once batched) and carries the sum
+    and the sum of squares of the payoffs in float64. A shared key cannot be drawn inside a
+    loop under ``randomness="different"``, so each option gets its own key (``split``
+    outside, ``in_dims=0``). Before IREE's stack-allocation failure was retried without
+    aggressive fusion (``vmapc.driver.STACK_BUG``), this was the only form that ran at
+    1000 x 100,000; see docs/performance.md."""
     assert paths % chunk == 0, (paths, chunk)
 
     def price(spot, strike, vol, maturity, key):
@@ -123,9 +130,11 @@ def contenders(workload, n, paths, book, chunk=None):
         rng = np.random.default_rng(0)
         out["numpy"] = lambda: rng.random(n, dtype=np.float32)
     else:
-        f = vmapc.compile(mc_price(paths, chunk or CHUNK), in_dims=0, driver="local-task")
+        f = vmapc.compile(mc_price(paths), in_dims=(0, 0, 0, 0, None), randomness="different", driver="local-task")
+        out["vmapc"] = lambda: f(*book, key)
+        fc = vmapc.compile(mc_price_chunked(paths, chunk or CHUNK), in_dims=0, driver="local-task")
         keys = vr.split(key, len(book[0]))
-        out["vmapc"] = lambda: f(*book, keys)
+        out["vmapc-loop"] = lambda: fc(*book, keys)
         rng = np.random.default_rng(0)
 
         def numpy_mc():
