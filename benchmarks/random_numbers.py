@@ -2,7 +2,7 @@
 
 From the repository root::
 
-    python -m benchmarks.random_numbers              # the full run (a few minutes on 2 cores)
+    python -m benchmarks.random_numbers              # the full run (12 minutes on 2 loaded cores)
     python -m benchmarks.random_numbers --quick      # every contender once at a small size, no timing
 
 Workloads (float32 throughout):
@@ -10,13 +10,17 @@ Workloads (float32 throughout):
 ``normals``      10**8 standard normal draws into one array
 ``uniforms``     10**8 uniform draws on [0, 1)
 ``monte_carlo``  Monte Carlo prices of 1000 European call options, 100,000 paths each (10**8
-                 normals, an exp, a max and two means per path): the per-option function of
-                 ``examples/monte_carlo_options.py``, batched
+                 normals, an exp, a max, a sum and a sum of squares per path) with their
+                 standard errors; every contender's prices must agree with the closed-form
+                 Black-Scholes price (see ``check``)
 
 Contenders (a missing optional one is skipped with a note):
 
 ``vmapc``        ``vmapc.compile`` on the CPU, driver ``local-task`` (its thread pool: both cores);
-                 Monte Carlo batched with ``randomness="different"`` from one key
+                 Monte Carlo as ``mc_price``: one option's function, batched with
+                 ``randomness="different"`` from one key
+``vmapc-loop``   Monte Carlo only: ``mc_price_chunked``, the paths drawn in chunks of 10,000
+                 by ``vmapc.fori_loop`` with running sums, one key per option
 ``numpy``        ``np.random.default_rng(0)``: ``standard_normal``/``random`` (PCG64, ziggurat;
                  one thread), Monte Carlo vectorized over a (1000, 100000) array
 ``jax``          ``jax.jit`` of ``jax.random.normal``/``uniform`` (threefry, as vmapc), Monte
@@ -50,6 +54,7 @@ import vmapc  # noqa: E402
 import vmapc.random as vr  # noqa: E402
 
 RATE = 0.03
+CHUNK = 10_000      # Monte Carlo paths per loop step in vmapc's version
 
 
 def note(msg):
@@ -59,12 +64,41 @@ def note(msg):
 # --- the Monte Carlo workload, one option ----------------------------------------------------------
 
 def mc_price(paths):
+    """One option's price and standard error from `paths` paths: the function of
+    ``examples/monte_carlo_options.py``, batched with ``randomness="different"``."""
     def price(spot, strike, vol, maturity, key):
         z = vr.normal(key, (paths,))
         s_t = spot * np.exp((RATE - 0.5 * vol * vol) * maturity + vol * np.sqrt(maturity) * z)
         payoff = np.exp(-RATE * maturity) * np.maximum(s_t - strike, 0.0)
         mean = payoff.mean()
         return mean, np.sqrt(((payoff - mean) ** 2).sum() / (paths - 1) / paths)
+    return price
+
+
+def mc_price_chunked(paths, chunk):
+    """The same from `paths` paths drawn `chunk` at a time: a ``vmapc.fori_loop`` that
+    keeps one chunk of draws alive (options x chunk floats once batched) and carries the sum
+    and the sum of squares of the payoffs in float64. A shared key cannot be drawn inside a
+    loop under ``randomness="different"``, so each option gets its own key (``split``
+    outside, ``in_dims=0``). Before IREE's stack-allocation failure was retried without
+    aggressive fusion (``vmapc.driver.STACK_BUG``), this was the only form that ran at
+    1000 x 100,000; see docs/performance.md."""
+    assert paths % chunk == 0, (paths, chunk)
+
+    def price(spot, strike, vol, maturity, key):
+        drift = (RATE - 0.5 * vol * vol) * maturity
+        sd = vol * np.sqrt(maturity)
+        disc = np.exp(-RATE * maturity)
+
+        def body(i, sums):
+            s1, s2 = sums
+            z = vr.normal(vr.fold_in(key, i), (chunk,))
+            payoff = disc * np.maximum(spot * np.exp(drift + sd * z) - strike, 0.0)
+            return s1 + payoff.sum().astype(np.float64), s2 + (payoff * payoff).sum().astype(np.float64)
+        s1, s2 = vmapc.fori_loop(0, paths // chunk, body, (np.float64(0), np.float64(0)))
+        mean = s1 / paths
+        se = np.sqrt((s2 - s1 * mean) / (paths - 1) / paths)
+        return mean.astype(np.float32), se.astype(np.float32)
     return price
 
 
@@ -81,7 +115,7 @@ def option_book(n):
 
 # --- contenders -----------------------------------------------------------------------------------
 
-def contenders(workload, n, paths, book):
+def contenders(workload, n, paths, book, chunk=None):
     """{name: zero-argument callable returning the answer as NumPy arrays}."""
     out = {}
     key = vr.key(0)
@@ -98,6 +132,9 @@ def contenders(workload, n, paths, book):
     else:
         f = vmapc.compile(mc_price(paths), in_dims=(0, 0, 0, 0, None), randomness="different", driver="local-task")
         out["vmapc"] = lambda: f(*book, key)
+        fc = vmapc.compile(mc_price_chunked(paths, chunk or CHUNK), in_dims=0, driver="local-task")
+        keys = vr.split(key, len(book[0]))
+        out["vmapc-loop"] = lambda: fc(*book, keys)
         rng = np.random.default_rng(0)
 
         def numpy_mc():
@@ -170,21 +207,27 @@ def check(workload, name, result, book):
         exact = black_scholes(*(b.astype(np.float64) for b in book))
         z = np.abs(mean - exact) / se
         assert z.max() < 5.5 and np.mean(z < 1.96) > 0.85, (name, z.max(), np.mean(z < 1.96))
+        return {"inside_95": float(np.mean(z < 1.96)), "max_z": float(z.max()),
+                "mean_abs_error": float(np.mean(np.abs(mean - exact))), "mean_se": float(se.mean())}
 
 
 def run(workloads, quick, rounds):
     results = []
     for w in workloads:
         n = 10 ** 5 if quick else 10 ** 8
-        options, paths = (16, 2000) if quick else (1000, 100_000)
+        options, paths, chunk = (16, 2000, 500) if quick else (1000, 100_000, CHUNK)
         book = option_book(options)
-        fns = contenders(w, n, paths, book)
+        fns = contenders(w, n, paths, book, chunk)
+        answers, first = {}, {}
         for name, f in fns.items():
             t0 = time.perf_counter()
-            check(w, name, f(), book)      # the first call compiles
-            note(f"{w}: {name} checked (first call {time.perf_counter() - t0:.1f} s)")
+            answers[name] = check(w, name, f(), book)      # the first call compiles
+            first[name] = time.perf_counter() - t0
+            note(f"{w}: {name} checked (first call {first[name]:.1f} s) {answers[name] or ''}")
         cell = {"workload": w, "n": n if w != "monte_carlo" else options * paths, "checked": sorted(fns),
-                "timings": {}}
+                "first_call": first, "timings": {}}
+        if w == "monte_carlo":
+            cell.update(options=options, paths=paths, answers=answers)
         if not quick:
             times = {name: [] for name in fns}
             for _ in range(rounds):

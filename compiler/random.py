@@ -474,6 +474,28 @@ def _horner(b, coeffs, t):
     return p
 
 
+def _horner_pieces(b, pieces, last, t):
+    """A piecewise polynomial as one Horner evaluation: each element takes the coefficients
+    of the first piece whose condition holds (``pieces``: (condition, coefficients)), else
+    ``last``'s, by a select per step. Each element goes through exactly the steps of its own
+    polynomial's :func:`_horner` (a shorter polynomial starts with zeros, and
+    ``f32(0 * t + c)`` is exactly ``c`` for finite t), so the bits are the same as evaluating
+    every piece and selecting, with a third of the arithmetic."""
+    n = max(len(c) for _, c in pieces + [(None, last)])
+
+    def coeff(i):
+        v = None
+        for cond, cs in reversed(pieces + [(None, last)]):
+            j = i - (n - len(cs))
+            c = _c(b, _f32const(cs[j]) if j >= 0 else 0.0, F32, t.rank)
+            v = c if v is None else _e(b, "select", cond, c, v)
+        return v
+    p = coeff(0)
+    for i in range(1, n):
+        p = _fma(b, p, t, coeff(i))
+    return p
+
+
 def _log32(b, x):
     """log(x) for float32 x > 0 (normal, finite): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
     log(x) = e ln 2 + log1p(m - 1), Cephes' polynomial. About 1 ulp."""
@@ -514,13 +536,12 @@ def _ndtri_tail(b, two_s):
     q = b.convert(_e(b, "multiply", two_s, _e(b, "subtract", _c(b, 2.0, F64, r), two_s)), F32)
     x = b.convert(_e(b, "subtract", _c(b, 1.0, F64, r), two_s), F32)
     w = _e(b, "negative", _log32(b, q))
-    central = _horner(b, _ERFINV_CENTRAL, _e(b, "subtract", w, _c(b, 2.5, F32, r)))
     wt = _e(b, "maximum", w, _c(b, 5.0, F32, r))
     y = _rsqrt32(b, wt)                   # sqrt(w) - c is w / sqrt(w) - c, one step (see _fma)
-    tail = _horner(b, _ERFINV_TAIL, _fma(b, wt, y, -3.0))
-    far = _horner(b, _ERFINV_FAR, _fma(b, wt, y, -4.375))
-    p = _e(b, "select", _e(b, "less", w, _c(b, 16.0, F32, r)), tail, far)
-    p = _e(b, "select", _e(b, "less", w, _c(b, 5.0, F32, r)), central, p)
+    central, tail = _e(b, "less", w, _c(b, 5.0, F32, r)), _e(b, "less", w, _c(b, 16.0, F32, r))
+    t = _e(b, "select", central, _e(b, "subtract", w, _c(b, 2.5, F32, r)),
+           _e(b, "select", tail, _fma(b, wt, y, -3.0), _fma(b, wt, y, -4.375)))
+    p = _horner_pieces(b, [(central, _ERFINV_CENTRAL), (tail, _ERFINV_TAIL)], _ERFINV_FAR, t)
     z = _e(b, "multiply", _e(b, "multiply", _f64(b, p), _f64(b, x)), _c(b, math.sqrt(2.0), F64, r))
     return b.convert(z, F32)
 

@@ -342,6 +342,27 @@ def test_the_float32_functions_are_accurate():
     assert rel.max() < 3e-7, rel.max()
 
 
+def test_one_horner_pass_over_the_pieces_gives_each_pieces_bits():
+    """normal's quantile evaluates its three erfinv polynomials as one Horner pass whose
+    coefficients are selected per element (vr._horner_pieces). Its bits must be those of
+    evaluating every polynomial and selecting, the form the draws were defined with."""
+    rng = np.random.default_rng(3)
+    t = np.concatenate([rng.uniform(-3, 12, 30000), [0.0, -0.0, 1e-30, -2.5, 11.0]]).astype(np.float32)
+    pick = rng.integers(0, 3, t.size)
+    central, tail = pick == 0, pick == 1
+    polys = (vr._ERFINV_CENTRAL, vr._ERFINV_TAIL, vr._ERFINV_FAR)
+
+    def merged(b, tv, c0, c1):
+        return vr._horner_pieces(b, [(c0, polys[0]), (c1, polys[1])], polys[2], tv)
+
+    def each(b, tv, c0, c1):
+        a, m, f = (vr._horner(b, cs, tv) for cs in polys)
+        return b.emit("select", c0, a, b.emit("select", c1, m, f))
+    got, want = _builder_fn(merged, t, central, tail), _builder_fn(each, t, central, tail)
+    assert got.dtype == want.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
 def test_discrete_distributions_pass_chi_squared():
     """Chi-squared at ALPHA for bernoulli (scalar and per-element p), randint (a span that is
     not a power of two; full uint8 range), categorical and the positions of a permutation."""

@@ -560,6 +560,33 @@ def test_softmax_returning_its_row_sums_compiles():
           "(0: the module came from the cache)")
 
 
+# IREE 3.13 CPU codegen, found with the Monte Carlo benchmark: with aggressive fusion, a
+# dispatch that fuses a long element-wise producer (a drawn normal, then a payoff) with two
+# reductions of its rows (the mean, then the squared deviations from it) keeps a tile of
+# whole rows on the stack and fails ("exceeded stack allocation limit of 32768 bytes"), or,
+# where it fits, ran 25-100x slower. The driver compiles it again without aggressive fusion
+# (vmapc.driver.STACK_BUG).
+def test_monte_carlo_mean_and_deviations_of_drawn_normals_compile():
+    import vmapc.random as vr
+    paths = 2000
+
+    def price(spot, vol, key):
+        z = vr.normal(key, (paths,))
+        payoff = np.maximum(spot * np.exp(vol * z - 0.5 * vol * vol) - 100.0, 0.0)
+        mean = payoff.mean()
+        return mean, ((payoff - mean) ** 2).sum() / (paths - 1)
+    rng = np.random.default_rng(0)
+    spot, vol = rng.uniform(90, 110, 100).astype(np.float32), rng.uniform(0.1, 0.4, 100).astype(np.float32)
+    key = vr.key(5)
+    before = driver.stats["fusion_retries"]
+    mean, var = vmapc.compile(price, in_dims=(0, 0, None), randomness="different")(spot, vol, key)
+    for i in (0, 37, 99):      # option i draws from fold_in(key, i), on the reference evaluator
+        want = price(spot[i], vol[i], vr.fold_in(key, i))
+        np.testing.assert_allclose((mean[i], var[i]), want, rtol=2e-4)
+    print(f"compiled again without aggressive fusion: {driver.stats['fusion_retries'] - before} time(s) "
+          "(0: the module came from the cache, or this host's code fits the stack)")
+
+
 # --- control flow (issue 13): compiled fuzzer programs with loops -------------------------------
 
 # A while_loop whose body overwrites a carry without reading it (found by the fuzzer as
