@@ -712,3 +712,61 @@ def test_scan_with_an_overwritten_constant_carry_beside_a_while_loop():
     f = np.array([[1, -5], [2, 0], [-3, 3]], np.int32)
     for got, want in zip(compiled(fn, b, f), vmapc.eval(fn, b, f)):
         np.testing.assert_array_equal(got, want)
+
+
+# Found by a compiled control-flow soak (issue 13, program seed=997) as "maximum iteration count
+# exceeded in fixed point pipeline"; reduced by hand. A scan whose ys do not depend on the
+# step (a const passed through, or an expression of the consts that IREE folds to one, like
+# `select(c, x, x)`) lowered to an scf.for inserting the same value into each slice; when
+# that value is a compile-time constant IREE 3.13 hoists the loop into an initializer whose
+# stream IR never settles. Such ys are now computed once and broadcast outside the loop
+# (lowering/control.py `_invariant_ys`).
+_INVARIANT_SCANS = {
+    "stacked_const": """{ lambda d:f32[3] .
+        c:f32[] = constant[value=1.5]
+        o:f32[3] = broadcast_in_dim[shape=(3,), dims=()] c
+        p:f32[4,3] = scan[body={ lambda q:f32[3] .
+          in (q) }, length=4, reverse=False, n_consts=1, n_carry=0] o
+        t:f32[3] = reduce_sum[axes=(0,)] p
+        u:f32[3] = add t d
+      in (u) }""",
+    "argmax_of_one": """{ lambda d:i16[3,1] .
+        o:i64[3] = argmax[axis=1] d
+        p:i64[4,3] = scan[body={ lambda q:i64[3] .
+            r:bool[3] = convert[dtype=bool] q
+            s:i64[3] = select r q q
+          in (s) }, length=4, reverse=True, n_consts=1, n_carry=0] o
+        t:i64[3] = reduce_sum[axes=(0,)] p
+      in (t) }""",
+    "beside_a_carry": """{ lambda d:f32[3] n:i32[] p0:f32[4,3] .
+        o:f32[3] = exp d
+        j:i32[] p:f32[4,3] q:f32[4,3] = scan[body={ lambda a:f32[3] b:i32[] x:f32[3] .
+            k:i32[] = constant[value=1]
+            l:i32[] = add b k
+            m:f32[3] = sqrt a
+          in (l, m, x) }, length=4, reverse=False, n_consts=1, n_carry=1] o n p0
+        t:f32[4,3] = exp p
+      in (j, t, q) }""",
+}
+
+
+def test_scans_stacking_invariant_values_compile():
+    p0 = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
+    d = np.array([0.5, -1.0, 2.0], np.float32)
+    fns = []
+    for name, text in _INVARIANT_SCANS.items():
+        fn = vmapc.parse(text)
+        fn.name = name
+        fns.append(fn)
+    mod = driver.compile_functions(fns, cache=False)
+    cases = {"stacked_const": (d,), "argmax_of_one": (np.array([[3], [-2], [0]], np.int16),),
+             "beside_a_carry": (d, np.int32(5), p0)}
+    plain = {"stacked_const": [np.float32(6.0) + d],
+             "argmax_of_one": [np.zeros(3, np.int64)],
+             "beside_a_carry": [np.int32(9), np.exp(np.broadcast_to(np.sqrt(np.exp(d)), (4, 3))), p0]}
+    for fn in fns:
+        got = mod[fn.name](*cases[fn.name])
+        for g, w, p in zip(got, vmapc.eval(fn, *cases[fn.name]), plain[fn.name]):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+            np.testing.assert_allclose(g, p, rtol=1e-6)
