@@ -719,7 +719,7 @@ def test_scan_with_an_overwritten_constant_carry_beside_a_while_loop():
 # step (a const passed through, or an expression of the consts that IREE folds to one, like
 # `select(c, x, x)`) lowered to an scf.for inserting the same value into each slice; when
 # that value is a compile-time constant IREE 3.13 hoists the loop into an initializer whose
-# stream IR never settles. Such ys are now computed once and broadcast outside the loop
+# stream IR never settles. Such ys are now written through an optimization barrier
 # (lowering/control.py `_invariant_ys`).
 _INVARIANT_SCANS = {
     "stacked_const": """{ lambda d:f32[3] .

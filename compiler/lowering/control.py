@@ -24,7 +24,7 @@ from ..ops.control import while_split
 from iree.compiler import ir
 from iree.compiler.dialects import arith, scf, tensor
 
-from .base import DYN, const, index_const, tensor_type
+from .base import DYN, const, index_const, optimization_barrier, tensor_type
 
 
 def _index_of(lctx, eqn) -> int:
@@ -132,72 +132,57 @@ def _scan_rule(lctx, eqn, xs):
     nk, n = eqn.attrs["n_consts"], eqn.attrs["n_carry"]
     consts, init, seqs = list(xs[:nk]), list(xs[nk:nk + n]), list(xs[nk + n:])
     k = _index_of(lctx, eqn)
-    # A y computed from the consts alone is the same at every step: it is computed once and
-    # broadcast along the scan axis outside the loop instead of written into it slice by
-    # slice (IREE 3.13 cannot compile that loop when the y is a constant: see _invariant_ys).
-    fixed = _invariant_outputs(body, nk, n)
-    moving = [v for v, j in zip(eqn.outputs[n:], fixed) if j is None]
-    results = []
-    if n or moving:
-        ys = [lctx.empty(v.shape, v.dtype) for v in moving]
-        op = scf.ForOp(index_const(0), index_const(length), index_const(1), init + ys)
-        with ir.InsertionPoint(op.body):
-            i = op.induction_variable
-            pos = arith.subi(index_const(length - 1), i) if reverse else i
-            carry, acc = list(op.inner_iter_args[:n]), list(op.inner_iter_args[n:])
-            slices = []
-            for x, v in zip(seqs, eqn.inputs[nk + n:]):
-                rest = v.shape[1:]
-                if 0 in v.shape:      # an empty slice; MLIR rejects offset 0 into a dim of size 0
-                    slices.append(lctx.empty(rest, v.dtype))
-                    continue
-                dyn, static = lctx.mixed(rest)
-                slices.append(tensor.ExtractSliceOp(tensor_type(v.type.with_shape(rest)), x, [pos], dyn, [],
-                                                    [DYN] + [0] * len(rest), [1] + static, [1] * v.rank).result)
-            outs = lctx.lower_sub(body, consts + carry + slices, f"{k}:scan.body")
-            stacked = []
-            ys_out = [y for y, j in zip(outs[n:], fixed) if j is None]
-            for y, a, v in zip(ys_out, acc, moving):
-                rest = v.shape[1:]
-                if 0 in v.shape:      # nothing to write (see the slices above)
-                    stacked.append(a)
-                    continue
-                dyn, static = lctx.mixed(rest)
-                stacked.append(tensor.InsertSliceOp(y, a, [pos], dyn, [], [DYN] + [0] * len(rest),
-                                                    [1] + static, [1] * v.rank).result)
-            scf.YieldOp(outs[:n] + stacked)
-        results = list(op.results)
-    carries, loop_ys = results[:n], iter(results[n:])
-    return carries + [next(loop_ys) if f is None else _invariant_ys(lctx, f, consts, v, k)
-                      for v, f in zip(eqn.outputs[n:], fixed)]
+    invariant = _invariant_ys(body, nk, n)
+    ys = [lctx.empty(v.shape, v.dtype) for v in eqn.outputs[n:]]
+    op = scf.ForOp(index_const(0), index_const(length), index_const(1), init + ys)
+    with ir.InsertionPoint(op.body):
+        i = op.induction_variable
+        pos = arith.subi(index_const(length - 1), i) if reverse else i
+        carry, acc = list(op.inner_iter_args[:n]), list(op.inner_iter_args[n:])
+        slices = []
+        for x, v in zip(seqs, eqn.inputs[nk + n:]):
+            rest = v.shape[1:]
+            if 0 in v.shape:      # an empty slice; MLIR rejects offset 0 into a dim of size 0
+                slices.append(lctx.empty(rest, v.dtype))
+                continue
+            dyn, static = lctx.mixed(rest)
+            slices.append(tensor.ExtractSliceOp(tensor_type(v.type.with_shape(rest)), x, [pos], dyn, [],
+                                                [DYN] + [0] * len(rest), [1] + static, [1] * v.rank).result)
+        outs = lctx.lower_sub(body, consts + carry + slices, f"{k}:scan.body")
+        stacked = []
+        for y, a, v, same in zip(outs[n:], acc, eqn.outputs[n:], invariant):
+            rest = v.shape[1:]
+            if 0 in v.shape:      # nothing to write (see the slices above)
+                stacked.append(a)
+                continue
+            if same:              # the same value at every step: see _invariant_ys
+                y = optimization_barrier(y)
+            dyn, static = lctx.mixed(rest)
+            stacked.append(tensor.InsertSliceOp(y, a, [pos], dyn, [], [DYN] + [0] * len(rest), [1] + static,
+                                                [1] * v.rank).result)
+        scf.YieldOp(outs[:n] + stacked)
+    return list(op.results)
 
 
-def _invariant_outputs(body, nk: int, n: int) -> list:
-    """For each ``y`` of a scan body: None if it depends on the carries or the slices of
-    ``xs``, else the body cut down to computing that ``y`` from the consts (a Function)."""
-    from ..ir import Function, dead_code_elimination
+def _invariant_ys(body, nk: int, n: int) -> list:
+    """For each ``y`` of a scan body, whether it is computed from the consts alone (the
+    same value at every step).
+
+    Such a ``y`` is written into the stacked ``ys`` through ``util.optimization_barrier``.
+    Without it, when the value is a compile-time constant in IREE's eyes (a constant, or
+    an expression IREE folds to one, such as ``select(c, x, x)`` or an argmax over an
+    axis of size 1), IREE 3.13 hoists the whole loop into an initializer whose stream IR
+    never settles: "maximum iteration count exceeded in fixed point pipeline"
+    (tests/test_regressions.py::test_scans_stacking_invariant_values_compile). The barrier
+    keeps the loop out of IREE's constant expressions. (Computing such ``ys`` once and
+    broadcasting them outside the loop avoids that bug too, but made IREE's stream
+    partitioning fail on another program: "circular dependency: input operation uses
+    partition output".)"""
     varying = {id(v) for v in body.inputs[nk:]}
     for e in body.eqns:
         if any(id(x) in varying for x in e.inputs):
             varying.update(id(v) for v in e.outputs)
-    return [None if id(y) in varying else
-            dead_code_elimination(Function(body.inputs[:nk], body.eqns, [y], name=body.name))
-            for y in body.outputs[n:]]
-
-
-def _invariant_ys(lctx, fn, consts, v, k: int) -> ir.Value:
-    """The ``ys`` of a scan whose body computes them from its consts alone (`fn`, see
-    _invariant_outputs): one ``y``, broadcast along a new leading axis. Besides saving the
-    loop's copies, this avoids an IREE 3.13 bug: an ``scf.for`` that inserts a
-    loop-invariant constant into its result slice by slice is hoisted into an initializer
-    whose stream IR never settles ("maximum iteration count exceeded in fixed point
-    pipeline"; tests/test_regressions.py::test_scans_stacking_invariant_values_compile)."""
-    if 0 in v.shape:     # no step runs (or the y is empty): nothing to compute
-        return lctx.empty(v.shape, v.dtype)
-    y = lctx.lower_sub(fn, consts, f"{k}:scan.body")[0]
-    r = v.rank
-    init = lctx.empty(v.shape, v.dtype)
-    return lctx.generic([y], [list(range(1, r))], [init], [list(range(r))], r, lambda a: [a[0]])[0]
+    return [id(y) not in varying for y in body.outputs[n:]]
 
 
 RULES = {"cond": _cond_rule, "while_loop": _while_rule, "scan": _scan_rule}
