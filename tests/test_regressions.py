@@ -770,3 +770,127 @@ def test_scans_stacking_invariant_values_compile():
             assert g.dtype == w.dtype and g.shape == w.shape
             np.testing.assert_allclose(g, w, rtol=1e-6)
             np.testing.assert_allclose(g, p, rtol=1e-6)
+
+
+# Found by a compiled control-flow soak (issue 13, program seed=950 of the c3 soak in
+# docs/reliability.md) as a run-time error; reduced with a delta-debugging script. Batched
+# while_loops (their bodies overwrite the carries with constants), a scan over one of their
+# results with a while_loop in its body, sorts: IREE 3.13's runtime is handed a buffer range
+# past the end of a buffer ("buffer.c:403: OUT_OF_RANGE; attempted to access an address off
+# the end of the valid buffer range", an IndexError from the call). Not worked around: no
+# single op of the program is to blame (every equation left is needed), and the
+# optimization barrier of the scan's ys (test above) does not change it. Broadcasting the
+# scan's step-invariant ys outside the loop did avoid it, but made another program fail to
+# compile (docs/control-flow.md).
+_BATCHED_WHILE_LOOPS_AND_SORTS = """{ lambda a:f32[4,5,2,1,1] b:i32[2] c:i32[2] d:i32[] .
+    e:i32[] = constant[value=-4]
+    f:i32[1] = constant[value=[0]]
+    g:i32[2] = minimum b f
+    h:i32[2] = broadcast_in_dim[shape=(2,), dims=()] e
+    i:f32[2,4,5,1,1] = transpose[perm=(2, 0, 1, 3, 4)] a
+    j:bool[2] = less h g
+    k:i32[2] l:f32[2,4,5,1,1] m:bool[2] = while_loop[cond={ lambda n:i32[2] o:f32[2,4,5,1,1] p:bool[2] .
+        q:bool[] = reduce_any[axes=(0,)] p
+      in (q) }, body={ lambda r:i32[2] s:i32[2] t:f32[2,4,5,1,1] u:bool[2] .
+        v:i32[2] = constant[value=[0, 0]]
+        w:f32[2,4,5,1,1] = constant[value=%(zeros)s]
+        x:bool[2] = less v r
+      in (v, w, x) }] g h i j
+    y:f32[4,2,5,1,1] = transpose[perm=(1, 0, 2, 3, 4)] l
+    z:i32[4,2] = scan[body={ lambda ba:i32[2] .
+        bb:i32[2] = broadcast_in_dim[shape=(2,), dims=(0,)] ba
+        bc:i32[2] = constant[value=[0, 0]]
+        bd:bool[2] = less bc bb
+        be:bool[2] = broadcast_in_dim[shape=(2,), dims=(0,)] bd
+        bf:i32[2] bg:bool[2] = while_loop[cond={ lambda bh:i32[2] bi:bool[2] .
+            bj:bool[] = reduce_any[axes=(0,)] bi
+          in (bj) }, body={ lambda bk:i32[2] bl:bool[2] .
+            bm:i32[2] = constant[value=[0, 0]]
+            bn:bool[2] = constant[value=[False, False]]
+          in (bm, bn) }] bc be
+      in (bf) }, length=4, reverse=False, n_consts=1, n_carry=0] k
+    bo:f32[4,2,5,1,1] = broadcast_in_dim[shape=(4, 2, 5, 1, 1), dims=(0, 1, 2, 3, 4)] y
+    bp:i32[4,2] bq:i32[4,2] = sort[axis=0, descending=False, num_keys=1] z z
+    br:i32[2,4] = transpose[perm=(1, 0)] bp
+    bs:bool[2] = constant[value=[False, False]]
+    bt:i32[1,4] = constant[value=[[0, 0, 0, 0]]]
+    bu:bool[2,4] = not_equal br bt
+    bv:bool[2] = reduce_any[axes=(1,)] bu
+    bw:bool[2] = logical_and bs bv
+    bx:i32[2] by:bool[2] = while_loop[cond={ lambda bz:i32[2] ca:bool[2] .
+        cb:bool[] = reduce_any[axes=(0,)] ca
+      in (cb) }, body={ lambda cc:i32[2] cd:bool[2] .
+        ce:i32[2] = constant[value=[0, 0]]
+        cf:bool[2] = constant[value=[False, False]]
+      in (ce, cf) }] h bw
+    cg:i32[2] = constant[value=[0, 0]]
+    ch:f32[2,4,5,1,1] = transpose[perm=(1, 0, 2, 3, 4)] bo
+    ci:i32[2] cj:f32[2,4,5,1,1] = while_loop[cond={ lambda ck:i32[2] cl:f32[2,4,5,1,1] .
+        cm:bool[] = constant[value=False]
+      in (cm) }, body={ lambda cn:i32[2] co:f32[2,4,5,1,1] .
+        cp:i32[2] = constant[value=[0, 0]]
+        cq:f32[2,4,5,1,1] = constant[value=%(zeros)s]
+      in (cp, cq) }] cg ch
+    cr:i64[] = constant[value=0]
+    cs:f32[2,4,5,1,1] = broadcast_in_dim[shape=(2, 4, 5, 1, 1), dims=(0, 1, 2, 3, 4)] cj
+    ct:i32[2] = update_slice ci bx cr
+    cu:f32[2,4,5,1,1] cv:f32[2,4,5,1,1] cw:f32[2,4,5,1,1] = sort[axis=2, descending=False, num_keys=1] i cs cs
+    cx:i32[2] = broadcast_in_dim[shape=(2,), dims=(0,)] ct
+  in (cx, cw) }""" % {"zeros": np.zeros((2, 4, 5, 1, 1)).tolist()}
+
+
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="IREE 3.13 runtime bug: OUT_OF_RANGE access off the end of a buffer for "
+                   "batched while_loops beside a scan and sorts")
+def test_batched_while_loops_beside_a_scan_and_sorts_run():
+    fn = vmapc.parse(_BATCHED_WHILE_LOOPS_AND_SORTS)
+    fn.name = "while_loops_and_sorts"
+    rng = np.random.default_rng(0)
+    args = [rng.normal(size=(4, 5, 2, 1, 1)).astype(np.float32), np.array([-1, 0], np.int32),
+            np.array([3, -4], np.int32), np.int32(7)]
+    for got, want in zip(compiled(fn, *args), vmapc.eval(fn, *args)):
+        np.testing.assert_array_equal(got, want)
+
+
+# Found by a compiled control-flow soak (issue 13, c5 in docs/reliability.md) as a compile
+# error; reduced with the same script. Nested scans over constants (the whole program is
+# a compile-time constant): IREE 3.13's stream partitioning fails ("circular dependency:
+# input operation uses partition output"). The same program fails with and without the
+# optimization barrier on step-invariant ys. Not worked around.
+_NESTED_SCANS_OF_CONSTANTS = """{ lambda a:bool[3,1,1] b:i64[1] c:f64[3] d:i64[] .
+    e:bool[1,3,1] = scan[body={ lambda .
+        f:bool[3,1] = constant[value=[[False], [False], [False]]]
+      in (f) }, length=1, reverse=True, n_consts=0, n_carry=0]
+    g:f32[3,4,7] = constant[value=%(zeros)s]
+    h:bool[3,1,1] = transpose[perm=(1, 0, 2)] e
+    i:bool[3,1,1] j:f32[3,4,7] k:f32[1,3,4,7] = scan[body={ lambda l:bool[3,1,1] m:f32[3,4,7] .
+        n:i32[] = constant[value=0]
+        o:i32[] p:f32[3,4,7] = scan[body={ lambda q:bool[3,1,1] r:i32[] s:f32[3,4,7] .
+            t:bool[3,1] = take[axis=1, batch_dims=0] q r
+            u:i32[] = constant[value=0]
+            v:f32[3,1] = convert[dtype=f32] t
+            w:f32[3] = reduce_sum[axes=(1,)] v
+            x:f32[3,4,7] = broadcast_in_dim[shape=(3, 4, 7), dims=(0,)] w
+          in (u, x) }, length=1, reverse=False, n_consts=1, n_carry=2] l n m
+        y:bool[3,1,1] = constant[value=[[[False]], [[False]], [[False]]]]
+      in (y, p, p) }, length=1, reverse=False, n_consts=0, n_carry=2] h g
+    z:f32[3,4,7] = scan[body={ lambda ba:f32[3,4,7] .
+        bb:f32[3] = constant[value=[0.0, 0.0, 0.0]]
+        bc:f32[3,4,7] = broadcast_in_dim[shape=(3, 4, 7), dims=(0,)] bb
+      in (bc) }, length=5, reverse=False, n_consts=0, n_carry=1] j
+    bd:f32[] = constant[value=0.0]
+    be:f32[3,3,6,9] = pad[lo=(2, 0, 2, 2), hi=(0, 0, 0, 0)] k bd
+    bf:f32[4,7,3] = transpose[perm=(1, 2, 0)] z
+  in (be, bf) }""" % {"zeros": np.zeros((3, 4, 7)).tolist()}
+
+
+@pytest.mark.xfail(strict=True, raises=vmapc.errors.CompileError,
+                   reason="IREE 3.13 compile bug: circular dependency in stream partitioning for "
+                   "nested scans of constants")
+def test_nested_scans_of_constants_compile():
+    fn = vmapc.parse(_NESTED_SCANS_OF_CONSTANTS)
+    fn.name = "nested_scans_of_constants"
+    rng = np.random.default_rng(0)
+    args = [rng.random((3, 1, 1)) < 0.5, np.array([0], np.int64), rng.normal(size=3), np.int64(0)]
+    for got, want in zip(compiled(fn, *args), vmapc.eval(fn, *args)):
+        np.testing.assert_array_equal(got, want)
