@@ -1215,6 +1215,8 @@ KNOWN_IREE_BUGS = {
         "test_batched_while_loops_beside_a_scan_and_sorts_run",
     "circular dependency: input operation uses partition output":
         "test_nested_scans_of_constants_compile",
+    "region branch point has":   # the scf.while conversion (also the worked-around bug 1's message)
+        "test_while_loop_overwriting_its_counter_with_a_constant_compiles",
 }
 stats = {"known_iree_bugs": 0}
 
