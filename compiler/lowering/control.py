@@ -24,7 +24,7 @@ from ..ops.control import while_split
 from iree.compiler import ir
 from iree.compiler.dialects import arith, scf, tensor
 
-from .base import DYN, const, index_const, tensor_type
+from .base import DYN, const, index_const, optimization_barrier, tensor_type
 
 
 def _index_of(lctx, eqn) -> int:
@@ -132,6 +132,7 @@ def _scan_rule(lctx, eqn, xs):
     nk, n = eqn.attrs["n_consts"], eqn.attrs["n_carry"]
     consts, init, seqs = list(xs[:nk]), list(xs[nk:nk + n]), list(xs[nk + n:])
     k = _index_of(lctx, eqn)
+    invariant = _invariant_ys(body, nk, n)
     ys = [lctx.empty(v.shape, v.dtype) for v in eqn.outputs[n:]]
     op = scf.ForOp(index_const(0), index_const(length), index_const(1), init + ys)
     with ir.InsertionPoint(op.body):
@@ -149,16 +150,39 @@ def _scan_rule(lctx, eqn, xs):
                                                 [DYN] + [0] * len(rest), [1] + static, [1] * v.rank).result)
         outs = lctx.lower_sub(body, consts + carry + slices, f"{k}:scan.body")
         stacked = []
-        for y, a, v in zip(outs[n:], acc, eqn.outputs[n:]):
+        for y, a, v, same in zip(outs[n:], acc, eqn.outputs[n:], invariant):
             rest = v.shape[1:]
             if 0 in v.shape:      # nothing to write (see the slices above)
                 stacked.append(a)
                 continue
+            if same:              # the same value at every step: see _invariant_ys
+                y = optimization_barrier(y)
             dyn, static = lctx.mixed(rest)
             stacked.append(tensor.InsertSliceOp(y, a, [pos], dyn, [], [DYN] + [0] * len(rest), [1] + static,
                                                 [1] * v.rank).result)
         scf.YieldOp(outs[:n] + stacked)
     return list(op.results)
+
+
+def _invariant_ys(body, nk: int, n: int) -> list:
+    """For each ``y`` of a scan body, whether it is computed from the consts alone (the
+    same value at every step).
+
+    Such a ``y`` is written into the stacked ``ys`` through ``util.optimization_barrier``.
+    Without it, when the value is a compile-time constant in IREE's eyes (a constant, or
+    an expression IREE folds to one, such as ``select(c, x, x)`` or an argmax over an
+    axis of size 1), IREE 3.13 hoists the whole loop into an initializer whose stream IR
+    never settles: "maximum iteration count exceeded in fixed point pipeline"
+    (tests/test_regressions.py::test_scans_stacking_invariant_values_compile). The barrier
+    keeps the loop out of IREE's constant expressions. (Computing such ``ys`` once and
+    broadcasting them outside the loop avoids that bug too, but made IREE's stream
+    partitioning fail on another program: "circular dependency: input operation uses
+    partition output".)"""
+    varying = {id(v) for v in body.inputs[nk:]}
+    for e in body.eqns:
+        if any(id(x) in varying for x in e.inputs):
+            varying.update(id(v) for v in e.outputs)
+    return [id(y) not in varying for y in body.outputs[n:]]
 
 
 RULES = {"cond": _cond_rule, "while_loop": _while_rule, "scan": _scan_rule}
