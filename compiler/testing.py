@@ -70,6 +70,11 @@ def random_array(rng, t: TensorType, kind: str = "any"):
         return x
     if d == dt.BOOL:
         return rng.random(shape) < 0.5
+    if dt.is_complex(d):    # a real part of `kind`, an imaginary part of either sign
+        part = dt.component(d)
+        re = random_array(rng, TensorType(shape, part), "unit" if kind == "ties" else kind)
+        im = rng.uniform(-1.5, 1.5, size=shape).astype(part)
+        return np.asarray(re + 1j * im).astype(d)
     if dt.is_int(d):
         info = np.iinfo(d)
         lo, hi = (0, 10) if dt.is_unsigned(d) else (-6, 7)
@@ -711,8 +716,8 @@ def assert_outputs_match(case: Case, got: list, rtol=None, atol=None):
         g = np.asarray(g)
         assert g.shape == e.shape, f"{case.name}: output {j} has shape {g.shape}, expected {e.shape}"
         assert g.dtype == e.dtype, f"{case.name}: output {j} has dtype {g.dtype}, expected {e.dtype}"
-        if dt.is_float(e.dtype):
-            tol = {dt.FLOAT16: 2e-2, dt.FLOAT32: 2e-5, dt.FLOAT64: 1e-12}[e.dtype]
+        if dt.is_float(e.dtype) or dt.is_complex(e.dtype):
+            tol = {dt.FLOAT16: 2e-2, dt.FLOAT32: 2e-5, dt.FLOAT64: 1e-12}[dt.component(e.dtype)]
             np.testing.assert_allclose(g, e, rtol=rtol or tol, atol=atol or tol, equal_nan=True,
                                        err_msg=f"{case.name}: output {j}")
         else:

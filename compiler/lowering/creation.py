@@ -36,6 +36,8 @@ def _constant_rule(lctx, eqn, xs):
     if value.size == 0:
         return [tensor.empty(list(value.shape), ty.element_type)]
     flat = value.reshape(-1)
+    if dt.is_complex(value.dtype):    # complex<f32> from the array's buffer, never a splat
+        return [arith.constant(ty, ir.DenseElementsAttr.get(value, type=ty.element_type))]
     if (flat == flat[0]).all() or (value.dtype.kind == "f" and np.isnan(flat).all()):
         if not (value.dtype.kind == "f" and np.signbit(flat).any() != np.signbit(flat).all()):
             attr = ir.DenseElementsAttr.get_splat(ty, _scalar_attr(ty.element_type, flat[0]))
