@@ -170,7 +170,8 @@ def _declared_results(decl: str) -> list:
     """(shape with None for dynamic dims, dtype) of each result, from the declaration."""
     out = []
     for m in _RESULT_TYPE.finditer(decl.split("->", 1)[-1]):
-        *dims, elem = m.group(1).split("x")
+        shape = re.match(r"((?:[0-9?]+x)*)(.*)", m.group(1))   # 4x?xcomplex<f32>
+        dims, elem = shape.group(1).split("x")[:-1], shape.group(2)
         out.append((tuple(None if d == "?" else int(d) for d in dims), np.dtype(_MLIR_DTYPES.get(elem, np.uint8))))
     return out
 

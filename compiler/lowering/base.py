@@ -123,6 +123,11 @@ def cmp(pred: str, a, b, dtype) -> ir.Value:
 
 
 def select(c, a, b):
+    """c ? a : b. Complex values are selected part by part (SPIR-V has no select of
+    complex<f32>)."""
+    if a.type.typeid == ir.ComplexType.static_typeid:
+        (ar, ai), (br, bi) = parts(a), parts(b)
+        return make_complex(arith.select(c, ar, br), arith.select(c, ai, bi))
     return arith.select(c, a, b)
 
 

@@ -423,11 +423,13 @@ def _complex_abs(z, dtype):
 
 def _complex_power(a, b, dtype):
     """a ** b: 1 for b == 0 (as NumPy), 0 for a == 0 and b with a positive real part,
-    else exp(b log a) (MLIR's complex.pow)."""
+    else exp(b log a) (MLIR's complex.pow expands into selects of complex values, which
+    SPIR-V cannot lower)."""
     part = dt.component(dtype)
     zero_a = cmp("eq", a, const(dtype, 0), dtype)
     br, _ = parts(b)
-    r = select(_and(zero_a, cmp("gt", br, const(part, 0.0), part)), const(dtype, 0), cplx.pow(a, b))
+    r = cplx.exp(mul(b, cplx.log(a), dtype))
+    r = select(_and(zero_a, cmp("gt", br, const(part, 0.0), part)), const(dtype, 0), r)
     return select(cmp("eq", b, const(dtype, 0), dtype), const(dtype, 1), r)
 
 

@@ -69,7 +69,7 @@ def _ufunc_call(ufunc, args, dtype=None):
             return _wrap(_b().full(x.shape, _CONST_ON_NONFLOAT[name], dt.BOOL))
         if d == dt.BOOL and name in ("absolute", "square", "reciprocal"):
             return _wrap(x)
-        if name == "reciprocal" and not dt.is_float(d):
+        if name == "reciprocal" and dt.is_int(d):
             return _wrap(_int_reciprocal(x))
         if name in _UNARY_OPS:
             return _wrap(_b().emit(_UNARY_OPS[name], x))
