@@ -400,7 +400,9 @@ def _to_array(value, t: TensorType, toks: _Tokens, at) -> np.ndarray:
         arr = np.array(value, dtype=dt.component(t.dtype))
     except (ValueError, TypeError, OverflowError) as e:
         toks.fail(f"bad constant: {e}", at)
-    if dt.is_complex(t.dtype):
+    if dt.is_complex(t.dtype) and arr.size == 0 and 0 in t.shape:
+        arr = arr.astype(t.dtype)
+    elif dt.is_complex(t.dtype):
         if arr.ndim == 0 or arr.shape[-1] != 2:
             toks.fail(f"bad constant: a {t.dtype} element is a pair (real, imag)", at)
         pairs, arr = arr, np.empty(arr.shape[:-1], t.dtype)
@@ -408,7 +410,8 @@ def _to_array(value, t: TensorType, toks: _Tokens, at) -> np.ndarray:
     if arr.size == 0 and 0 in t.shape:  # "[]" stands for any empty shape
         arr = arr.reshape(t.shape)
     if arr.shape != t.shape:
-        toks.fail(f"constant has shape {arr.shape}, its type is {t}", at)
+        pairs = " (a complex element is one pair (real, imag))" if dt.is_complex(t.dtype) else ""
+        toks.fail(f"constant has shape {arr.shape}, its type is {t}{pairs}", at)
     return arr
 
 
