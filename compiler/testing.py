@@ -156,13 +156,13 @@ def op_samples(dtypes: str = "all") -> list:
                     kinds = ["positive", "any"]
                 out.append(Sample(f"{name}_{dt.short_name(d)}_{sa}_{sb}", single_op(name, [ta, tb], {}),
                                   _gen([ta, tb], kinds)))
-    for d in pick("any"):
+    for d in pick("all"):
         for sc, sx, sy in (((2, 3), (2, 3), (2, 3)), ((2, 1), (1, 3), (2, 3)), ((), (), ())):
             ts = [_T(sc, dt.BOOL), _T(sx, d), _T(sy, d)]
             out.append(Sample(f"select_{dt.short_name(d)}_{sc}", single_op("select", ts, {}), _gen(ts, ["any"] * 3)))
     conv_src = dt.ALL if not few else (dt.FLOAT32, dt.INT32, dt.BOOL)
     for s in conv_src:
-        for d in (dt.FLOAT32, dt.INT32, dt.BOOL, dt.UINT8, dt.FLOAT16) if not few else (dt.FLOAT32, dt.INT64):
+        for d in (dt.FLOAT32, dt.INT32, dt.BOOL, dt.UINT8, dt.FLOAT16, dt.COMPLEX64) if not few else (dt.FLOAT32, dt.INT64):
             if s == d:
                 continue
             t = _T((2, 3), s)
@@ -194,7 +194,7 @@ def op_samples(dtypes: str = "all") -> list:
     for name, kind in red.items():
         ds = (dt.BOOL,) if name in ("reduce_any", "reduce_all") else pick(kind)
         if not few and name not in ("reduce_any", "reduce_all"):
-            ds = (dt.FLOAT32, dt.INT32, dt.UINT8, dt.FLOAT64)
+            ds = (dt.FLOAT32, dt.INT32, dt.UINT8, dt.FLOAT64) + ((dt.COMPLEX64,) if kind == "numeric" else ())
         for d in ds:
             for shape, axes in (((2, 3, 4), (1,)), ((2, 3, 4), (0, 2)), ((2, 3, 4), ()), ((2, 3, 4), (0, 1, 2)),
                                 ((5,), (0,))):
@@ -217,7 +217,7 @@ def op_samples(dtypes: str = "all") -> list:
         ("outer", (3,), (4,), ((), ()), ((), ())),
         ("inner", (3,), (3,), ((0,), (0,)), ((), ())),
     ]
-    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.FLOAT64, dt.UINT8):
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.FLOAT64, dt.UINT8, dt.COMPLEX128):
         for tag, sa, sb, contract, batch in dots:
             ts = [_T(sa, d), _T(sb, d)]
             out.append(Sample(f"dot_general_{tag}_{dt.short_name(d)}",

@@ -428,15 +428,23 @@ def _complex_power(a, b, dtype):
     part = dt.component(dtype)
     zero_a = cmp("eq", a, const(dtype, 0), dtype)
     br, _ = parts(b)
-    r = cplx.exp(mul(b, cplx.log(a), dtype))
+    r = cplx.exp(mul(b, _complex_log(a, dtype), dtype))
     r = select(_and(zero_a, cmp("gt", br, const(part, 0.0), part)), const(dtype, 0), r)
     return select(cmp("eq", b, const(dtype, 0), dtype), const(dtype, 1), r)
+
+
+def _complex_log(z, dtype):
+    """log|z| + arg(z) j, with this module's hypot and atan2 (MLIR's complex.log gave
+    log(0) = -inf + NaN j on the CPU, its atan2(0, 0) being NaN)."""
+    part = dt.component(dtype)
+    re, im = parts(z)
+    return make_complex(_math1("log")(_complex_abs(z, dtype), dtype=part), _atan2(im, re, part))
 
 
 _COMPLEX_UNARY = {
     "negative": lambda x, dtype: cplx.neg(x),
     "abs": _complex_abs,
-    "exp": lambda x, dtype: cplx.exp(x), "log": lambda x, dtype: cplx.log(x),
+    "exp": lambda x, dtype: cplx.exp(x), "log": _complex_log,
     "sqrt": lambda x, dtype: cplx.sqrt(x),
     "sin": lambda x, dtype: cplx.sin(x), "cos": lambda x, dtype: cplx.cos(x),
     "reciprocal": lambda x, dtype: cplx.div(const(dtype, 1), x),

@@ -219,9 +219,21 @@ def _parts_test(test, combine):
     return lambda z: _e(combine, _e(test, _e("real", z)), _e(test, _e("imag", z)))
 
 
+def _log_base(base):
+    """log(z) / log(base), part by part (a complex division would turn log(0) = -inf + 0j
+    into -inf + NaN j)."""
+    def f(z):
+        lz = _e("log", z)
+        re, im = _e("real", lz), _e("imag", lz)
+        return _e("complex", _e("divide", re, _c(re, math.log(base))), _e("divide", im, _c(im, math.log(base))))
+    return f
+
+
 # complex operands of ufuncs whose real form is another op or composite
 _COMPLEX_UNARY = {
     "conjugate": lambda z: _e("conj", z),
+    "log2": _log_base(2),
+    "log10": _log_base(10),
     "isnan": _parts_test("isnan", "logical_or"),
     "isinf": _parts_test("isinf", "logical_or"),
     "isfinite": _parts_test("isfinite", "logical_and"),
