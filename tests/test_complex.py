@@ -32,6 +32,14 @@ def _r(rng, shape, d):
     return rng.normal(0, 1.5, shape).astype(dt.component(np.dtype(d)))
 
 
+def _setitem(z, w):
+    z = z.copy()
+    z[0, 1] = 2 - 1j
+    z[1] += w[0] * 1j
+    z[:, 2] = w[:, 0].real
+    return z
+
+
 # name: (function of (z, w, r): two complex (2, 3) arrays and a real one of the parts' dtype)
 CASES = {
     "add": lambda z, w, r: z + w,
@@ -64,12 +72,17 @@ CASES = {
     "matmul": lambda z, w, r: z @ w.T,
     "dot_vdot": lambda z, w, r: (np.dot(z[0], w[1]), np.vdot(z, w)),
     "einsum": lambda z, w, r: np.einsum("ij,kj->ik", z, w),
+    "norm": lambda z, w, r: (np.linalg.norm(z), np.linalg.norm(z, axis=1), np.linalg.norm(z, 1),
+                             np.linalg.norm(w[0], 3), np.linalg.norm(w, np.inf)),
     "mixed_real": lambda z, w, r: (z * r, r - z, r @ z.T),
     "imag_unit": lambda z, w, r: (1j * r, r + 2.5j, z * (1 - 1j)),
     "constant": lambda z, w, r: z + np.array([1 + 2j, -3j, 0.5], z.dtype),
     "astype": lambda z, w, r: (z.astype(r.dtype), r.astype(z.dtype), z.astype(np.int32),
                                z.astype(bool), (r > 0).astype(z.dtype)),
     "widen": lambda z, w, r: z.astype(C128) * 2 if z.dtype == C64 else z.astype(C64),
+    "cov_linspace": lambda z, w, r: (np.cov(z), np.cov(z, w), np.linspace(z[0, 1], w[1, 2], 4)),
+    "nan_to_num": lambda z, w, r: np.nan_to_num(np.where(r > 0, z, np.nan + 1j * np.inf), posinf=5.0),
+    "setitem": lambda z, w, r: _setitem(z, w),
     "shape_ops": lambda z, w, r: (z.T[::-1], np.concatenate([z, w]), z[:, 1], np.stack([z, w], -1)),
 }
 

@@ -238,6 +238,8 @@ def norm(x, ord=None, axis=None, keepdims=False):
     supported."""
     if not _is_tracer(x):
         return _np.linalg.norm(x, ord, axis, keepdims)
+    if dt.is_complex(x.dtype):     # every norm is a norm of the magnitudes, as NumPy's
+        x = absolute(x)
     if not dt.is_float(x.dtype):
         x = astype(x, dt.FLOAT64)
     if axis is None:

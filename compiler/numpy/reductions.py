@@ -8,7 +8,7 @@ import builtins
 import numpy as _np
 
 from .. import dtypes as dt
-from ..errors import ShapeError, UnsupportedError
+from ..errors import DTypeError, ShapeError, UnsupportedError
 from ..tracing import user_loc
 
 from ._core import _axes, _axis, _b, _c, _e, _implements, _is_int, _is_tracer, _reject, _var, _wrap
@@ -257,6 +257,9 @@ def _as_float(x):
     """x as a floating array or tracer; integers and bools become float64 (as in SciPy)."""
     if not _is_tracer(x):
         x = _np.asarray(x)
+    if dt.is_complex(x.dtype):
+        raise DTypeError(f"complex input ({x.dtype}) is not supported here (it has no maximum to "
+                         "subtract); take the real part or the magnitude first", user_loc())
     return x if dt.is_float(x.dtype) else astype(x, dt.FLOAT64)
 
 
