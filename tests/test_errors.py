@@ -141,6 +141,13 @@ def inplace_float_into_int():
     vmapc.trace(f, I32[4])
 
 
+@entry("trace", CastError, r"not 'complex' \(writing 1j into an array of float32\)")
+def complex_into_real_array():
+    def f(x):
+        x[0] = 1j  # <-- complex_into_real_array
+    vmapc.trace(f, F32[4])
+
+
 @entry("trace", CastError, r"cannot convert float NaN to integer \(writing nan into an array of int32\)")
 def nan_into_int_array():
     def f(x):
