@@ -63,6 +63,7 @@ CASES = {
     "sqrt": lambda z, w, r: np.sqrt(z),
     "sin_cos": lambda z, w, r: (np.sin(z), np.cos(w)),
     "log10_exp2": lambda z, w, r: (np.log10(z), np.exp2(w)),
+    "round": lambda z, w, r: (np.round(z * 3), np.rint(w * 3), np.round(z, 1), np.round(w * 100, -1)),
     "isnan": lambda z, w, r: (np.isnan(z), np.isinf(z), np.isfinite(z)),
     "sum": lambda z, w, r: (z.sum(), np.sum(w, axis=0)),
     "prod": lambda z, w, r: np.prod(z, axis=1),

@@ -61,10 +61,10 @@ def _ufunc_call(ufunc, args, dtype=None):
     d = in_dts[0]
     if ufunc.nin == 1:
         (x,) = vars_
-        if name in _IDENTITY_ON_INT and not dt.is_float(d):
-            return _wrap(x)
         if dt.is_complex(d) and name in _COMPLEX_UNARY:
             return _wrap(_COMPLEX_UNARY[name](x))
+        if name in _IDENTITY_ON_INT and not dt.is_float(d):
+            return _wrap(x)
         if name in _CONST_ON_NONFLOAT and not dt.is_float(d):
             return _wrap(_b().full(x.shape, _CONST_ON_NONFLOAT[name], dt.BOOL))
         if d == dt.BOOL and name in ("absolute", "square", "reciprocal"):
@@ -232,6 +232,7 @@ def _log_base(base):
 # complex operands of ufuncs whose real form is another op or composite
 _COMPLEX_UNARY = {
     "conjugate": lambda z: _e("conj", z),
+    "rint": lambda z: _e("complex", _e("round", _e("real", z)), _e("round", _e("imag", z))),
     "log2": _log_base(2),
     "log10": _log_base(10),
     "isnan": _parts_test("isnan", "logical_or"),
@@ -387,6 +388,9 @@ def round(a, decimals=0, out=None):  # noqa: A001
         raise ShapeError(f"numpy.round: decimals must be an int, got {decimals!r}", user_loc())
     decimals = int(decimals)
     x = _var(a)
+    if dt.is_complex(a.dtype):   # each part, as NumPy's
+        re, im = (_var(round(part(a), decimals)) for part in (real, imag))
+        return _wrap(_e("complex", re, im))
     if a.dtype == dt.BOOL:  # NumPy rounds bools with rint (to float16), and only to 0 decimals
         if decimals:
             raise DTypeError("numpy.round: bool arrays can only be rounded to 0 decimals", user_loc())
