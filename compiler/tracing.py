@@ -417,8 +417,8 @@ def _install_operators():
         "argmax": vnp.argmax, "argmin": vnp.argmin, "any": vnp.any, "all": vnp.all,
         "var": vnp.var, "std": vnp.std, "ptp": vnp.ptp, "clip": vnp.clip, "round": vnp.round,
         "dot": vnp.dot, "squeeze": vnp.squeeze, "swapaxes": vnp.swapaxes, "take": vnp.take,
-        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.flatten, "conj": vnp.conjugate,
-        "conjugate": vnp.conjugate,
+        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.flatten, "conj": vnp._conj_method,
+        "conjugate": vnp._conj_method,
         "copy": vnp.copy, "argsort": vnp.argsort, "argpartition": vnp.argpartition, "cumsum": vnp.cumsum,
         "cumprod": vnp.cumprod, "diagonal": vnp.diagonal, "trace": vnp.trace, "view": vnp._view,
     }

@@ -48,7 +48,7 @@ from .shape import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .statistics import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
-from .ufuncs import _SUPPORTED_UFUNCS, _inplace, _view  # noqa: F401
+from .ufuncs import _SUPPORTED_UFUNCS, _conj_method, _inplace, _view  # noqa: F401
 from .writes import _setitem, copyto, fill_diagonal, flatten, place, put, putmask  # noqa: F401
 
 # dtypes, so that `import vmapc.numpy as np` code can say np.float32

@@ -100,8 +100,8 @@ def vdot(a, b):
     """Dot product of the flattened arrays, the first one conjugated."""
     if not _has_tracer((a, b)):
         return _np.vdot(a, b)
-    from .ufuncs import conjugate
-    return dot(conjugate(ravel(a)), ravel(b))
+    from .ufuncs import _conj_method
+    return dot(_conj_method(ravel(a)), ravel(b))
 
 
 @_implements(_np.inner)

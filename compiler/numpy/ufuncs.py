@@ -338,6 +338,13 @@ def angle(z, deg=False):
     return _wrap(_e("multiply", r, _c(r, 180 / math.pi)) if deg else r)
 
 
+def _conj_method(x):
+    """``x.conj()``/``x.conjugate()``: the conjugate of a complex array, a copy of any other
+    (bools stay bool, where the ufunc ``np.conjugate`` gives int8)."""
+    v = _var(x)
+    return _wrap(_e("conj", v)) if dt.is_complex(v.dtype) else _wrap(v)
+
+
 @_implements(_np.iscomplexobj)
 def iscomplexobj(x):
     """Whether x has a complex dtype (a Python bool, known when tracing)."""
