@@ -408,7 +408,7 @@ def test_object_constant_inside_trace():
     with pytest.raises(TracingError):
         vmapc.trace(lambda x: x + np.array([1, None], dtype=object), ShapeDtype((2,), np.float32))
     with pytest.raises(DTypeError):
-        vmapc.trace(lambda x: x + np.array([1j, 2j]), ShapeDtype((2,), np.float32))
+        vmapc.trace(lambda x: x + np.array([1j, 2j], np.clongdouble), ShapeDtype((2,), np.float32))
 
 
 def run(fn, *args, **kwargs):
