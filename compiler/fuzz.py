@@ -226,6 +226,7 @@ class _Skip(Exception):
 # conj, complex) are left out, as complex dtypes are, since the error bounds below are
 # for real floats (tests/test_complex.py checks complex programs against NumPy instead).
 COMPLEX_KINDS = ("complex", "part")
+REAL_KIND = {"inexact": "float", "number": "numeric", "all": "any"}   # the real dtypes of a kind
 DTYPES = (dt.FLOAT32, dt.INT32, dt.BOOL, dt.FLOAT64, dt.INT64, dt.FLOAT16, dt.UINT8, dt.INT8,
           dt.INT16, dt.UINT16, dt.UINT32, dt.UINT64)
 FAMILIES = ("unary", "binary", "reduce", "dot", "reshape", "transpose", "broadcast", "select",
@@ -399,7 +400,7 @@ class Generator:
         x = self.pick()
         ops = [op for op, (kind, _) in UNARY.items() if kind not in COMPLEX_KINDS]
         op = self.choice(ops)
-        kind = UNARY[op][0]
+        kind = REAL_KIND.get(UNARY[op][0], UNARY[op][0])
         if x.dtype not in dt.KINDS[kind]:
             x = self.as_dtype(x, self.choice(dt.FLOATS) if kind == "float" else
                               self.choice((dt.INT32, dt.UINT8, dt.INT64)) if kind in ("int", "integer_or_bool")
@@ -421,7 +422,7 @@ class Generator:
     def g_binary(self):
         x = self.pick()
         op = self.choice(self.binary_ops)
-        kind = BINARY[op][0]
+        kind = REAL_KIND.get(BINARY[op][0], BINARY[op][0])
         if x.dtype not in dt.KINDS[kind]:
             x = self.as_dtype(x, self.choice(dt.FLOATS) if kind == "float" else
                               self.choice((dt.INT32, dt.UINT8)) if kind in ("integer_or_bool", "int")
