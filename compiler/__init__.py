@@ -59,6 +59,7 @@ bool_ = DTypeSpecMaker("bool")
 i8, i16, i32, i64 = (DTypeSpecMaker(t) for t in ("int8", "int16", "int32", "int64"))
 u8, u16, u32, u64 = (DTypeSpecMaker(t) for t in ("uint8", "uint16", "uint32", "uint64"))
 f16, f32, f64 = (DTypeSpecMaker(t) for t in ("float16", "float32", "float64"))
+c64, c128 = DTypeSpecMaker("complex64"), DTypeSpecMaker("complex128")
 
 
 def __getattr__(name):

@@ -274,17 +274,15 @@ def python_value(value, dtype):
     """A NumPy value (array, scalar or Python number) for a write into an array of `dtype`:
     a Python number goes through NumPy's own assignment, so NaN or inf into an integer
     array, or an int out of range, raise as NumPy does."""
-    from .errors import CastError, DTypeError, TracingError
+    from .errors import CastError, TracingError
     from .tracing import user_loc
-    if isinstance(value, (bool, int, float)) and not isinstance(value, np.generic):
+    if isinstance(value, (bool, int, float, complex)) and not isinstance(value, np.generic):
         cell = np.empty((), dtype)
         try:
             cell[()] = value
-        except (OverflowError, ValueError) as err:
+        except (OverflowError, ValueError, TypeError) as err:   # TypeError: a complex into a real array
             raise CastError(f"{err} (writing {value!r} into an array of {np.dtype(dtype)})", user_loc()) from None
         return cell
-    if isinstance(value, complex):
-        raise DTypeError("complex numbers are not supported by vmapc", user_loc())
     a = np.asarray(value)
     if a.dtype == object:
         raise TracingError(f"cannot write an object of type {type(value).__name__} into a traced array",

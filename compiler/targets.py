@@ -51,6 +51,8 @@ ALL_DTYPES = frozenset(np.dtype(d) for d in dt.ALL)
 SPIRV_NO_F64 = frozenset({
     "exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "arcsin", "arccos", "arctan",
     "sinh", "cosh", "sigmoid", "erf", "power", "arctan2"})
+# and complex128 math, which IREE expands into float64 exp, log, sin, ... (sqrt through log)
+SPIRV_NO_C128 = frozenset({"exp", "log", "sqrt", "sin", "cos", "power"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Target:
     ``driver``: the IREE runtime driver by default; ``dtypes``: the dtypes programs may
     use; ``emulated``: those among them that IREE emulates (dtype -> how);
     ``unsupported_ops``: op names that cannot run in float64 here;
+    ``unsupported_complex_ops``: those that cannot run in complex128;
     ``module_attrs``: ``(name, MLIR attribute text)`` set on the lowered module;
     ``output_storage``: results are written into caller-provided host-visible buffers
     (``{iree.abi.output = N}`` arguments), which is how Vulkan results are read back;
@@ -73,6 +76,7 @@ class Target:
     dtypes: frozenset = ALL_DTYPES
     emulated: tuple = ()
     unsupported_ops: frozenset = frozenset()
+    unsupported_complex_ops: frozenset = frozenset()
     module_attrs: tuple = ()
     output_storage: bool = False
     f64_math: bool = False
@@ -129,6 +133,12 @@ class Target:
                         f"{fn.name}: float64 {e.op} is not available on target {self.label}: SPIR-V's "
                         f"GLSL.std.450 math functions take 16/32-bit floats only (compute it in float32 "
                         f"with .astype(np.float32), or use target 'cpu' or 'cuda')", e.loc)
+                if e.op in self.unsupported_complex_ops and any(v.dtype == dt.COMPLEX128 for v in e.inputs):
+                    raise TargetError(
+                        f"{fn.name}: complex128 {e.op} is not available on target {self.label}: IREE computes it "
+                        f"with float64 exp/log/sin/cos, and SPIR-V's GLSL.std.450 math functions take 16/32-bit "
+                        f"floats only (compute it in complex64 with .astype(np.complex64), or use target 'cpu')",
+                        e.loc)
 
     def _refuses(self, e):
         """Why this target refuses equation `e` (an IREE 3.13 limitation found by the backend
@@ -358,7 +368,7 @@ def _vulkan(profile="desktop", arch=None, features=None):
     if profile not in ("desktop", "baseline"):
         raise TargetError(f"vulkan: profile must be 'desktop' or 'baseline', got {profile!r}")
     flags = _COMMON + ("--iree-hal-target-device=vulkan",)
-    no_f64 = frozenset(ALL_DTYPES - {np.dtype(dt.FLOAT64)})
+    no_f64 = frozenset(ALL_DTYPES - {np.dtype(dt.FLOAT64), np.dtype(dt.COMPLEX128)})
     if arch is not None:
         # one of IREE's named Vulkan targets (see `--iree-vulkan-target`)
         flags += (f"--iree-vulkan-target={arch}",)
@@ -383,7 +393,7 @@ def _vulkan(profile="desktop", arch=None, features=None):
                     (dt.UINT64, "emulated with pairs of i32 (IREE's SPIR-V i64 emulation)"))
     return Target(
         "vulkan", flags, "vulkan", dtypes=dtypes, emulated=tuple((np.dtype(d), how) for d, how in emulated),
-        unsupported_ops=SPIRV_NO_F64, output_storage=True,
+        unsupported_ops=SPIRV_NO_F64, unsupported_complex_ops=SPIRV_NO_C128, output_storage=True,
         options=_opts({"profile": profile if arch is None else None, "arch": arch, "features": features}),
         description=f"SPIR-V ({arch or profile})")
 

@@ -70,6 +70,11 @@ def random_array(rng, t: TensorType, kind: str = "any"):
         return x
     if d == dt.BOOL:
         return rng.random(shape) < 0.5
+    if dt.is_complex(d):    # a real part of `kind`, an imaginary part of either sign
+        part = dt.component(d)
+        re = random_array(rng, TensorType(shape, part), "unit" if kind == "ties" else kind)
+        im = rng.uniform(-1.5, 1.5, size=shape).astype(part)
+        return np.asarray(re + 1j * im).astype(d)
     if dt.is_int(d):
         info = np.iinfo(d)
         lo, hi = (0, 10) if dt.is_unsigned(d) else (-6, 7)
@@ -151,13 +156,13 @@ def op_samples(dtypes: str = "all") -> list:
                     kinds = ["positive", "any"]
                 out.append(Sample(f"{name}_{dt.short_name(d)}_{sa}_{sb}", single_op(name, [ta, tb], {}),
                                   _gen([ta, tb], kinds)))
-    for d in pick("any"):
+    for d in pick("all"):
         for sc, sx, sy in (((2, 3), (2, 3), (2, 3)), ((2, 1), (1, 3), (2, 3)), ((), (), ())):
             ts = [_T(sc, dt.BOOL), _T(sx, d), _T(sy, d)]
             out.append(Sample(f"select_{dt.short_name(d)}_{sc}", single_op("select", ts, {}), _gen(ts, ["any"] * 3)))
     conv_src = dt.ALL if not few else (dt.FLOAT32, dt.INT32, dt.BOOL)
     for s in conv_src:
-        for d in (dt.FLOAT32, dt.INT32, dt.BOOL, dt.UINT8, dt.FLOAT16) if not few else (dt.FLOAT32, dt.INT64):
+        for d in (dt.FLOAT32, dt.INT32, dt.BOOL, dt.UINT8, dt.FLOAT16, dt.COMPLEX64) if not few else (dt.FLOAT32, dt.INT64):
             if s == d:
                 continue
             t = _T((2, 3), s)
@@ -189,7 +194,7 @@ def op_samples(dtypes: str = "all") -> list:
     for name, kind in red.items():
         ds = (dt.BOOL,) if name in ("reduce_any", "reduce_all") else pick(kind)
         if not few and name not in ("reduce_any", "reduce_all"):
-            ds = (dt.FLOAT32, dt.INT32, dt.UINT8, dt.FLOAT64)
+            ds = (dt.FLOAT32, dt.INT32, dt.UINT8, dt.FLOAT64) + ((dt.COMPLEX64,) if kind == "numeric" else ())
         for d in ds:
             for shape, axes in (((2, 3, 4), (1,)), ((2, 3, 4), (0, 2)), ((2, 3, 4), ()), ((2, 3, 4), (0, 1, 2)),
                                 ((5,), (0,))):
@@ -212,7 +217,7 @@ def op_samples(dtypes: str = "all") -> list:
         ("outer", (3,), (4,), ((), ()), ((), ())),
         ("inner", (3,), (3,), ((0,), (0,)), ((), ())),
     ]
-    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.FLOAT64, dt.UINT8):
+    for d in (dt.FLOAT32, dt.INT32) if few else (dt.FLOAT32, dt.INT32, dt.FLOAT64, dt.UINT8, dt.COMPLEX128):
         for tag, sa, sb, contract, batch in dots:
             ts = [_T(sa, d), _T(sb, d)]
             out.append(Sample(f"dot_general_{tag}_{dt.short_name(d)}",
@@ -725,8 +730,8 @@ def assert_outputs_match(case: Case, got: list, rtol=None, atol=None):
         g = np.asarray(g)
         assert g.shape == e.shape, f"{case.name}: output {j} has shape {g.shape}, expected {e.shape}"
         assert g.dtype == e.dtype, f"{case.name}: output {j} has dtype {g.dtype}, expected {e.dtype}"
-        if dt.is_float(e.dtype):
-            tol = {dt.FLOAT16: 2e-2, dt.FLOAT32: 2e-5, dt.FLOAT64: 1e-12}[e.dtype]
+        if dt.is_float(e.dtype) or dt.is_complex(e.dtype):
+            tol = {dt.FLOAT16: 2e-2, dt.FLOAT32: 2e-5, dt.FLOAT64: 1e-12}[dt.component(e.dtype)]
             np.testing.assert_allclose(g, e, rtol=rtol or tol, atol=atol or tol, equal_nan=True,
                                        err_msg=f"{case.name}: output {j}")
         else:

@@ -14,7 +14,8 @@ The form follows JAX's jaxpr::
   ``inf``/``nan``, ``True``/``False``/``None``, tuples, dtype names such as ``f32``,
   symbolic dims such as ``8*B``), then the operand names.
 * A constant's ``value`` is a nested list, or ``b64"..."`` (raw little-endian
-  bytes) when it has more than 32 elements.
+  bytes) when it has more than 32 elements. A complex element is the pair
+  ``(real, imag)``: ``c64[2]`` ``[(1.0, 2.0), (0.0, -1.0)]``.
 * In a batched program a value's batch dim follows its type after ``@``.
 * With ``locations=True`` each equation ends with ``loc("file":line)``, the user's
   line that created it; ``.vir`` files are written this way.
@@ -114,6 +115,8 @@ def fmt_array(a: np.ndarray) -> str:
                 return str(v)
             if isinstance(v, float):
                 return fmt_float(v)
+            if isinstance(v, complex):
+                return f"({fmt_float(v.real)}, {fmt_float(v.imag)})"
             return str(v)
         return "[" + ", ".join(rec(y) for y in x) + "]"
     return rec(a)
@@ -393,13 +396,22 @@ def _to_array(value, t: TensorType, toks: _Tokens, at) -> np.ndarray:
     if _has_function(value) or isinstance(value, Sym):
         toks.fail("bad constant: expected numbers", at)
     try:
-        arr = np.array(value, dtype=t.dtype)
+        # a complex element is a pair (real, imag): a last axis of 2 floats
+        arr = np.array(value, dtype=dt.component(t.dtype))
     except (ValueError, TypeError, OverflowError) as e:
         toks.fail(f"bad constant: {e}", at)
+    if dt.is_complex(t.dtype) and arr.size == 0 and 0 in t.shape:
+        arr = arr.astype(t.dtype)
+    elif dt.is_complex(t.dtype):
+        if arr.ndim == 0 or arr.shape[-1] != 2:
+            toks.fail(f"bad constant: a {t.dtype} element is a pair (real, imag)", at)
+        pairs, arr = arr, np.empty(arr.shape[:-1], t.dtype)
+        arr.real, arr.imag = pairs[..., 0], pairs[..., 1]
     if arr.size == 0 and 0 in t.shape:  # "[]" stands for any empty shape
         arr = arr.reshape(t.shape)
     if arr.shape != t.shape:
-        toks.fail(f"constant has shape {arr.shape}, its type is {t}", at)
+        pairs = " (a complex element is one pair (real, imag))" if dt.is_complex(t.dtype) else ""
+        toks.fail(f"constant has shape {arr.shape}, its type is {t}{pairs}", at)
     return arr
 
 

@@ -372,7 +372,8 @@ def _python_arithmetic(f, *operands):
     r = f(*operands)
     if isinstance(r, Tracer) and all(_is_python_number(o) for o in operands):
         d = r.dtype
-        r = Tracer(r.ir_var, r.ctx, weak=bool if d == dt.BOOL else float if dt.is_float(d) else int)
+        r = Tracer(r.ir_var, r.ctx, weak=bool if d == dt.BOOL else float if dt.is_float(d)
+                   else complex if dt.is_complex(d) else int)
     return r
 
 
@@ -408,13 +409,16 @@ def _install_operators():
     Tracer.T = property(lambda self: vnp.transpose(self))
     Tracer.flat = property(lambda self: vnp.writes.FlatIter(self))
     Tracer.mT = property(lambda self: vnp.swapaxes(self, -1, -2))
+    Tracer.real = property(lambda self: vnp.real(self))      # values, not writable views
+    Tracer.imag = property(lambda self: vnp.imag(self))
 
     methods = {
         "sum": vnp.sum, "prod": vnp.prod, "mean": vnp.mean, "max": vnp.max, "min": vnp.min,
         "argmax": vnp.argmax, "argmin": vnp.argmin, "any": vnp.any, "all": vnp.all,
         "var": vnp.var, "std": vnp.std, "ptp": vnp.ptp, "clip": vnp.clip, "round": vnp.round,
         "dot": vnp.dot, "squeeze": vnp.squeeze, "swapaxes": vnp.swapaxes, "take": vnp.take,
-        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.flatten, "conj": vnp.copy,
+        "repeat": vnp.repeat, "ravel": vnp.ravel, "flatten": vnp.flatten, "conj": vnp._conj_method,
+        "conjugate": vnp._conj_method,
         "copy": vnp.copy, "argsort": vnp.argsort, "argpartition": vnp.argpartition, "cumsum": vnp.cumsum,
         "cumprod": vnp.cumprod, "diagonal": vnp.diagonal, "trace": vnp.trace, "view": vnp._view,
     }
@@ -483,8 +487,9 @@ def abstractify(x, what: str):
     if isinstance(x, (list, tuple)):
         raise TracingError(f"{what} is a {type(x).__name__}; pass an array (np.asarray(...)) or a spec "
                            "such as vmapc.f32[3]", user_loc())
+    hint = " (pass np.complex128(...) for a complex number)" if isinstance(x, complex) else ""
     raise TracingError(f"{what} has type {type(x).__name__}, which is not an array, a shape spec "
-                       "(vmapc.f32[...]) or a Python number", user_loc())
+                       f"(vmapc.f32[...]) or a Python bool, int or float{hint}", user_loc())
 
 
 def trace_flat(fn, args, kwargs=None, arg_names=None, name=None, static=None):

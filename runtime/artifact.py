@@ -258,12 +258,13 @@ def verify_signature(manifest: dict, trusted_keys, where) -> None:
 def abi_type(t: TensorType) -> str:
     """How IREE declares a tensor of this type: ``tensor<?x64xf32>``."""
     d = t.dtype
-    elem = "i1" if dt.is_bool(d) else f"f{dt.bits(d)}" if dt.is_float(d) else f"i{dt.bits(d)}"
+    elem = ("i1" if dt.is_bool(d) else f"f{dt.bits(d)}" if dt.is_float(d)
+            else f"complex<f{dt.bits(dt.component(d))}>" if dt.is_complex(d) else f"i{dt.bits(d)}")
     dims = ["?" if isinstance(x, Sym) else str(x) for x in t.shape]
     return "tensor<" + "x".join(dims + [elem]) + ">"
 
 
-_TENSOR = re.compile(r"tensor<[^>]*>")
+_TENSOR = re.compile(r"tensor<(?:[^<>]|<[^<>]*>)*>")   # complex<f32> nests
 
 
 def declared_signature(vm_fn):

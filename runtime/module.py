@@ -64,6 +64,8 @@ _ELEMENT_TYPES = {
     np.dtype(np.float16): rt.HalElementType.FLOAT_16,
     np.dtype(np.float32): rt.HalElementType.FLOAT_32,
     np.dtype(np.float64): rt.HalElementType.FLOAT_64,
+    np.dtype(np.complex64): rt.HalElementType.COMPLEX_64,
+    np.dtype(np.complex128): rt.HalElementType.COMPLEX_128,
 }
 
 
@@ -146,9 +148,10 @@ def _mapped_inputs(driver: str, dev) -> bool:
 
 # `%input3: !hal.buffer {iree.abi.output = 1 : index}` in a function's reflection
 _STORAGE_ARG = re.compile(r"%input(\d+): !hal\.buffer \{iree\.abi\.output = (\d+) : index\}")
-_RESULT_TYPE = re.compile(r"%output\d+: tensor<([^>]*)>")
+_RESULT_TYPE = re.compile(r"%output\d+: tensor<((?:[^<>]|<[^<>]*>)*)>")   # complex<f32> nests
 _MLIR_DTYPES = {"i1": np.bool_, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
-                "f16": np.float16, "f32": np.float32, "f64": np.float64}
+                "f16": np.float16, "f32": np.float32, "f64": np.float64,
+                "complex<f32>": np.complex64, "complex<f64>": np.complex128}
 
 
 def _declaration(vm_fn) -> str:
@@ -167,7 +170,8 @@ def _declared_results(decl: str) -> list:
     """(shape with None for dynamic dims, dtype) of each result, from the declaration."""
     out = []
     for m in _RESULT_TYPE.finditer(decl.split("->", 1)[-1]):
-        *dims, elem = m.group(1).split("x")
+        shape = re.match(r"((?:[0-9?]+x)*)(.*)", m.group(1))   # 4x?xcomplex<f32>
+        dims, elem = shape.group(1).split("x")[:-1], shape.group(2)
         out.append((tuple(None if d == "?" else int(d) for d in dims), np.dtype(_MLIR_DTYPES.get(elem, np.uint8))))
     return out
 

@@ -141,6 +141,13 @@ def inplace_float_into_int():
     vmapc.trace(f, I32[4])
 
 
+@entry("trace", CastError, r"not 'complex' \(writing 1j into an array of float32\)")
+def complex_into_real_array():
+    def f(x):
+        x[0] = 1j  # <-- complex_into_real_array
+    vmapc.trace(f, F32[4])
+
+
 @entry("trace", CastError, r"cannot convert float NaN to integer \(writing nan into an array of int32\)")
 def nan_into_int_array():
     def f(x):
@@ -363,9 +370,20 @@ def dtype_not_accepted():
     vmapc.trace(lambda x: x & x, F32[4])  # <-- dtype_not_accepted
 
 
-@entry("trace", DTypeError, r"complex numbers are not supported by vmapc")
-def complex_scalar():
-    vmapc.trace(lambda x: x * 1j, F32[4])  # <-- complex_scalar
+@entry("trace", DTypeError, r"maximum: operand has dtype complex64, expected a real \(not complex\) dtype "
+                           r"\(complex numbers have no order\)")
+def complex_ordering():
+    vmapc.trace(lambda x: np.maximum(x * 1j, 0), F32[4])  # <-- complex_ordering
+
+
+@entry("trace", DTypeError, r"sort: key has dtype complex128, expected a real \(not complex\) dtype")
+def complex_sort():
+    vmapc.trace(lambda z: np.sort(z), vmapc.c128[4])  # <-- complex_sort
+
+
+@entry("trace", TracingError, r"argument `z` has type complex, .* \(pass np\.complex128\(\.\.\.\) for a complex number\)")
+def complex_python_argument():
+    vmapc.trace(lambda z: z * 2, 1 + 2j)  # <-- complex_python_argument
 
 
 @entry("trace", DTypeError, r"integers to negative integer powers are not allowed; convert to a float dtype first")
@@ -400,9 +418,9 @@ def object_array_argument():
     vmapc.trace(lambda x: x, np.array([1, None], dtype=object))  # <-- object_array_argument
 
 
-@entry("trace", DTypeError, r"argument `x`: dtype complex128 is not supported by vmapc \(supported: bool, int8")
-def complex_argument():
-    vmapc.trace(lambda x: x, np.zeros(3, np.complex128))  # <-- complex_argument
+@entry("trace", DTypeError, r"argument `x`: dtype complex256 is not supported by vmapc \(supported: bool, int8")
+def long_complex_argument():
+    vmapc.trace(lambda x: x, np.zeros(3, np.clongdouble))  # <-- long_complex_argument
 
 
 @entry("trace", ShapeError, r"the spec would have shape \(1099511627776,1099511627776\) of float32: .* more than "
@@ -739,6 +757,12 @@ def ir_vmap_out_dims_out_of_range():
 
 # --- automatic differentiation ------------------------------------------------------------------
 
+@entry("autodiff", AutodiffError, r"vmapc\.grad: the function computes with complex numbers \(c64\[\]\); vmapc does "
+       r"not differentiate complex values")
+def grad_of_complex():
+    vmapc.grad(lambda x: np.abs(np.exp(1j * x)).sum())(V)  # <-- grad_of_complex
+
+
 @entry("autodiff", AutodiffError, r"vmapc\.grad: argument `n` \(argnums=1\) has dtype int32; only floating-point "
        r"arguments can be differentiated")
 def grad_with_respect_to_an_integer():
@@ -832,6 +856,12 @@ def unknown_target():
 @entry("compile", TargetError, r"dtype float64 is not supported by target vulkan:baseline")
 def dtype_the_target_lacks():
     vmapc.compile(lambda x: np.exp(x), target="vulkan:baseline").lower(V.astype(np.float64)).compile()  # <-- dtype_the_target_lacks
+
+
+@entry("compile", TargetError, r"exp: complex128 exp is not available on target vulkan: IREE computes it with "
+       r"float64 exp/log/sin/cos")
+def complex128_math_on_vulkan():
+    vmapc.compile(np.exp, target="vulkan").lower(V.astype(np.complex128)).compile()  # <-- complex128_math_on_vulkan
 
 
 def _cuda_available():
@@ -973,9 +1003,9 @@ def object_array_call():
     twice()(np.array([1.0, None], dtype=object))  # <-- object_array_call
 
 
-@entry("call", CallError, r"argument 0 has dtype complex64, which vmapc does not support")
-def complex_array_call():
-    twice()(np.zeros(3, np.complex64))  # <-- complex_array_call
+@entry("call", CallError, r"argument 0 has dtype complex256, which vmapc does not support")
+def long_complex_array_call():
+    twice()(np.zeros(3, np.clongdouble))  # <-- long_complex_array_call
 
 
 @entry("call", CallError, r"argument 0 is a tracer: call the compiled function on arrays, or use vmapc\.vmap")
@@ -1083,6 +1113,11 @@ def unparsable_ir():
 @entry("ir", IRParseError, r"line 2, column \d+: values nested more than 64 deep", loc=False)
 def ir_nested_too_deeply():
     vmapc.parse("{ lambda a:f32[2] .\n    b:f32[2] = transpose[perm=" + "(" * 10000 + ")" * 10000 + "] a\n  in (b) }")
+
+
+@entry("ir", IRParseError, r"line 2, column \d+: bad constant: a complex64 element is a pair \(real, imag\)", loc=False)
+def ir_bad_complex_constant():
+    vmapc.parse("{ lambda .\n    b:c64[2] = constant[value=[1.0, 2.0, 3.0]]\n  in (b) }")
 
 
 @entry("ir", IRParseError, r"line 2, column \d+: bad base64 data in a constant", loc=False)

@@ -86,7 +86,10 @@ def assert_same(got, want, rtol=None, atol=None, what="result", signed_zeros=Tru
     got = np.asarray(got)
     assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, NumPy gives {want.dtype}"
     assert got.shape == want.shape, f"{what}: shape {got.shape}, NumPy gives {want.shape}"
-    if want.dtype.kind == "f":
+    if want.dtype.kind == "c":      # each part as a float array
+        for part in (np.real, np.imag):
+            assert_same(part(got), part(want), rtol, atol, what, signed_zeros=False)
+    elif want.dtype.kind == "f":
         r = RTOL[want.dtype] if rtol is None else rtol
         a = (r if atol is None else atol)
         g, w = got.astype(np.float64), want.astype(np.float64)
@@ -1527,6 +1530,15 @@ case("bincount", lambda i, w: (np.bincount(i, minlength=7), np.bincount(i, w, mi
      np.array([0, 1, 1, 4, 6, 1], np.int32), arr((6,), "float32"))
 case("bincount-bool-uint8", lambda b, u: (np.bincount(b, minlength=2), np.bincount(u, minlength=10)),
      arr((5,), "bool"), arr((6,), "uint8"))
+
+_Z = (arr((2, 3), "float32") + 1j * arr((2, 3), "float32")).astype(np.complex64)
+case("complex-parts", lambda z, r: (np.real(z), np.imag(z), np.angle(z), np.angle(z, deg=True), z.conjugate(),
+                                    np.real(r), np.imag(r), np.angle(r), np.iscomplexobj(z), np.isrealobj(z),
+                                    np.iscomplexobj(r)), _Z, arr((3,), "float32"))
+case("complex-arithmetic", lambda z, r: (z * r + 1j, z / (z + 2), np.abs(z), np.exp(z), z @ z.T, z.sum(0),
+                                         np.mean(z), np.vdot(z, z)), _Z, arr((3,), "float32"), rtol=1e-5)
+case("complex128-arithmetic", lambda z: (z * z.conj(), np.sqrt(z), np.log(z), np.prod(z, 1), np.var(z)),
+     _Z.astype(np.complex128), rtol=1e-12)
 
 
 def test_bincount_drops_values_outside_minlength():

@@ -126,6 +126,7 @@ class _Traced:
         ex_args, ex_kwargs = pytree.unflatten(in_tree, [_spec(x) for x in leaves])
         self.fn, _, self.out_tree, _ = trace_flat(fn, ex_args, ex_kwargs,
                                                   name=getattr(fn, "__name__", "fn"))
+        _refuse_complex(self.fn, what)
         self.values = leaves + list(getattr(self.fn, "captured", []))
         self.arg_trees, self.arg_start = [], []
         start = 0
@@ -186,6 +187,19 @@ class _Traced:
             res.append(pytree.unflatten(self.arg_trees[i], [wrap(v) for v in flat[at:at + n]]))
             at += n
         return tuple(res) if many else res[0]
+
+
+def _refuse_complex(fn, what):
+    """Complex differentiation (holomorphic or not, JAX's two conventions) is not
+    implemented: a function with a complex value anywhere is refused, rather than
+    differentiated as if its complex values were constants."""
+    from ..ir import walk_eqns
+    vs = list(fn.inputs) + list(fn.outputs) + [v for e in walk_eqns(fn) for v in list(e.inputs) + list(e.outputs)]
+    bad = next((v for v in vs if dt.is_complex(v.dtype)), None)
+    if bad is not None:
+        raise AutodiffError(f"{what}: the function computes with complex numbers ({bad.type}); vmapc does not "
+                            "differentiate complex values (split them into real and imaginary parts)",
+                            user_loc())
 
 
 def _wrapper(ctx):

@@ -101,4 +101,6 @@ NON_DIFFERENTIABLE = frozenset({
     "argmax", "argmin", "reduce_any", "reduce_all",
     "iota", "constant",
     "left_shift", "right_shift", "bitcast", "threefry2x32", "key_use", "axis_index",
+    # complex values are refused before differentiation (vmapc.autodiff._refuse_complex)
+    "real", "imag", "conj", "complex",
 })

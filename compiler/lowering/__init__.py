@@ -13,7 +13,7 @@ Almost everything becomes a ``linalg.generic``: a loop nest described by
   neighbouring ones into one kernel;
 * the **scalar body** is where the semantics live. ``elementwise._UNARY`` and
   ``_BINARY`` hold one small function per op that emits arith/math ops on scalars of any of
-  the twelve dtypes, following :mod:`vmapc.reference` exactly, including the
+  the real dtypes (``_COMPLEX_UNARY``/``_COMPLEX_BINARY`` the complex ones), following :mod:`vmapc.reference` exactly, including the
   places where the reference departs from raw machine arithmetic (integer
   division by zero gives 0 and is never executed, since x86 ``idiv`` would kill
   the process; float ``floor_divide`` follows NumPy's ``npy_divmod``; ``maximum``
@@ -39,6 +39,14 @@ conversion rounds to odd first (IREE's double rounding and flushing is off by on
 ulp), and float16 ops run in float32 with one final rounding, as NumPy's half loops
 do. Modules that need libm are linked against the system's (``needs_libm``). One
 deviation remains: IREE's CPU runtime flushes float32/float64 subnormals to zero.
+
+Complex numbers are ``complex<f32>``/``complex<f64>`` values of MLIR's ``complex`` dialect,
+which IREE expands into float arithmetic. The shared helpers of ``base`` (``add``,
+``mul``, ``cmp``, ``select``, ``convert``, ``const``) take them, so reductions,
+contractions, selects and conversions need nothing of their own; multiplication is
+NumPy's formula, ``select`` and constants go part by part (SPIR-V has neither a
+select of complex values nor complex constants), and ``abs``, ``log`` and ``power`` use
+vmapc's hypot and atan2 (the dialect's ``log`` of 0 had a NaN imaginary part on the CPU).
 
 Types map directly: ``float16/32/64`` to ``f16/f32/f64``, ``bool`` to ``i1``, and
 signed and unsigned integers to the same signless ``iN`` (unsigned-ness lives in

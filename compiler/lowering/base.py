@@ -15,6 +15,7 @@ from ..shapes import Sym, prod
 
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
+from iree.compiler.dialects import complex as cplx
 from iree.compiler.dialects import math as mathd
 
 # --- types ---------------------------------------------------------------------------------------
@@ -31,6 +32,8 @@ def element_type(dtype) -> ir.Type:
         return ir.F32Type.get()
     if dtype == dt.FLOAT64:
         return ir.F64Type.get()
+    if dt.is_complex(dtype):
+        return ir.ComplexType.get(element_type(dt.component(dtype)))
     return ir.IntegerType.get_signless(dt.bits(dtype))
 
 
@@ -61,6 +64,9 @@ def const(dtype, value) -> ir.Value:
     ty = element_type(dtype)
     if _is_f(dtype):
         return arith.constant(ty, ir.FloatAttr.get(ty, float(value)))
+    if dt.is_complex(dtype):
+        value, part = complex(value), dt.component(dtype)
+        return make_complex(const(part, value.real), const(part, value.imag))
     return arith.constant(ty, ir.IntegerAttr.get(ty, _as_signed_bits(value, dt.bits(dtype))))
 
 
@@ -86,9 +92,30 @@ _CMPS = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "s
 _CMPU = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 
 
+# --- complex scalars: pairs of floats of the component dtype (the `complex` dialect) -----------
+
+def make_complex(re, im) -> ir.Value:
+    """The complex scalar re + im*j (complex.create: no complex.constant, which SPIR-V
+    cannot lower)."""
+    return cplx.CreateOp(ir.ComplexType.get(re.type), re, im).result
+
+
+def parts(z):
+    """(real, imaginary) parts of a complex scalar."""
+    return cplx.re(z), cplx.im(z)
+
+
 def cmp(pred: str, a, b, dtype) -> ir.Value:
     """Compare two scalars of `dtype` (bool and unsigned compare unsigned; float
-    comparisons are ordered except ``ne``, so NaN != anything)."""
+    comparisons are ordered except ``ne``, so NaN != anything; complex numbers are
+    equal when both parts are, and have no order)."""
+    if dt.is_complex(dtype):
+        part = dt.component(dtype)
+        (ar, ai), (br, bi) = parts(a), parts(b)
+        eq = _and(cmp("eq", ar, br, part), cmp("eq", ai, bi, part))
+        if pred not in ("eq", "ne"):
+            raise LoweringError(f"complex numbers have no order ({pred})")
+        return eq if pred == "eq" else _not(eq)
     if _is_f(dtype):
         return arith.cmpf(getattr(arith.CmpFPredicate, _CMPF[pred].upper()), a, b)
     table = _CMPS if _is_s(dtype) else _CMPU
@@ -96,6 +123,11 @@ def cmp(pred: str, a, b, dtype) -> ir.Value:
 
 
 def select(c, a, b):
+    """c ? a : b. Complex values are selected part by part (SPIR-V has no select of
+    complex<f32>)."""
+    if a.type.typeid == ir.ComplexType.static_typeid:
+        (ar, ai), (br, bi) = parts(a), parts(b)
+        return make_complex(arith.select(c, ar, br), arith.select(c, ai, bi))
     return arith.select(c, a, b)
 
 
@@ -125,15 +157,27 @@ def _not(x):
 
 
 def add(a, b, dtype):
+    if dt.is_complex(dtype):
+        return cplx.add(a, b)
     if _is_f(dtype):
         return arith.addf(a, b)
     return arith.ori(a, b) if dtype == dt.BOOL else arith.addi(a, b)
 
 
 def mul(a, b, dtype):
+    if dt.is_complex(dtype):
+        return _complex_mul(a, b, dtype)
     if _is_f(dtype):
         return arith.mulf(a, b)
     return arith.andi(a, b) if dtype == dt.BOOL else arith.muli(a, b)
+
+
+def _complex_mul(a, b, dtype):
+    """(ar br - ai bi) + (ar bi + ai br) j, NumPy's formula (MLIR's complex.mul adds C99's
+    recovery of infinities from NaN results, which NumPy does not)."""
+    (ar, ai), (br, bi) = parts(a), parts(b)
+    return make_complex(arith.subf(arith.mulf(ar, br), arith.mulf(ai, bi)),
+                        arith.addf(arith.mulf(ar, bi), arith.mulf(ai, br)))
 
 
 def maximum(a, b, dtype):
@@ -167,6 +211,15 @@ def convert(x, src, dst) -> ir.Value:
     ty = element_type(dst)
     if dst == dt.BOOL:
         return truthy(x, src)
+    if dt.is_complex(src):           # complex to real keeps the real part, as NumPy's astype
+        re, im = parts(x)
+        part = dt.component(src)
+        if not dt.is_complex(dst):
+            return convert(re, part, dst)
+        return make_complex(convert(re, part, dt.component(dst)), convert(im, part, dt.component(dst)))
+    if dt.is_complex(dst):
+        part = dt.component(dst)
+        return make_complex(convert(x, src, part), const(part, 0.0))
     if _is_f(src):
         if src == dt.FLOAT64 and dst == dt.FLOAT16:
             return arith.truncf(ty, _f64_to_f32_round_to_odd(x))

@@ -13,10 +13,11 @@ import math
 from .. import dtypes as dt
 
 from iree.compiler.dialects import arith
+from iree.compiler.dialects import complex as cplx
 from iree.compiler.dialects import math as mathd
 
 from .base import (_TARGET, _and, _f64_math, _is_f, _is_s, _min_int, _not, _or, _via_f32, add, cmp, const, convert,
-                   element_type, maximum, minimum, mul, select, truthy)
+                   element_type, make_complex, maximum, minimum, mul, parts, select, truthy)
 
 
 def _math1(name):
@@ -199,6 +200,7 @@ _UNARY = {
     "isfinite": _isfinite,
     "isinf": _isinf,
     "stop_gradient": lambda x, dtype: x,   # the rule below returns the operand itself
+    # real, imag and conj take complex operands only (_COMPLEX_UNARY)
 }
 
 
@@ -396,26 +398,82 @@ _BINARY = {
     "bitwise_xor": lambda a, b, dtype: arith.xori(a, b),
     "left_shift": lambda a, b, dtype: _shift(a, b, dtype, left=True),
     "right_shift": lambda a, b, dtype: _shift(a, b, dtype, left=False),
+    "complex": lambda a, b, dtype: make_complex(a, b),
+}
+
+
+# --- complex numbers: the `complex` dialect, which IREE expands into float arithmetic ----------
+# Ops not listed here take complex operands through the shared helpers of .base (add, mul,
+# cmp, truthy, convert), or refuse them in type inference.
+
+def _complex_abs(z, dtype):
+    """|z| as hypot: max * sqrt(1 + (min/max)^2), neither overflowing nor underflowing where
+    the result does not (complex.abs is that too, but let every target compute it alike).
+    inf wins over NaN, as in C's hypot."""
+    part = dt.component(dtype)
+    re, im = parts(z)
+    ar, ai = mathd.absf(re), mathd.absf(im)
+    big, small = arith.maximumf(ar, ai), arith.minimumf(ar, ai)
+    zero = const(part, 0.0)
+    q = arith.divf(small, select(cmp("eq", big, zero, part), const(part, 1.0), big))
+    r = arith.mulf(big, mathd.sqrt(arith.addf(const(part, 1.0), arith.mulf(q, q))))
+    inf = const(part, math.inf)
+    return select(_or(cmp("eq", ar, inf, part), cmp("eq", ai, inf, part)), inf, r)
+
+
+def _complex_power(a, b, dtype):
+    """a ** b: 1 for b == 0 (as NumPy), 0 for a == 0 and b with a positive real part,
+    else exp(b log a) (MLIR's complex.pow expands into selects of complex values, which
+    SPIR-V cannot lower)."""
+    part = dt.component(dtype)
+    zero_a = cmp("eq", a, const(dtype, 0), dtype)
+    br, _ = parts(b)
+    r = cplx.exp(mul(b, _complex_log(a, dtype), dtype))
+    r = select(_and(zero_a, cmp("gt", br, const(part, 0.0), part)), const(dtype, 0), r)
+    return select(cmp("eq", b, const(dtype, 0), dtype), const(dtype, 1), r)
+
+
+def _complex_log(z, dtype):
+    """log|z| + arg(z) j, with this module's hypot and atan2 (MLIR's complex.log gave
+    log(0) = -inf + NaN j on the CPU, its atan2(0, 0) being NaN)."""
+    part = dt.component(dtype)
+    re, im = parts(z)
+    return make_complex(_math1("log")(_complex_abs(z, dtype), dtype=part), _atan2(im, re, part))
+
+
+_COMPLEX_UNARY = {
+    "negative": lambda x, dtype: cplx.neg(x),
+    "abs": _complex_abs,
+    "exp": lambda x, dtype: cplx.exp(x), "log": _complex_log,
+    "sqrt": lambda x, dtype: cplx.sqrt(x),
+    "sin": lambda x, dtype: cplx.sin(x), "cos": lambda x, dtype: cplx.cos(x),
+    "reciprocal": lambda x, dtype: cplx.div(const(dtype, 1), x),
+    "real": lambda x, dtype: parts(x)[0], "imag": lambda x, dtype: parts(x)[1],
+    "conj": lambda x, dtype: cplx.conj(x),
+}
+
+_COMPLEX_BINARY = {
+    "subtract": lambda a, b, dtype: cplx.sub(a, b),
+    "divide": lambda a, b, dtype: cplx.div(a, b),
+    "power": _complex_power,
 }
 
 
 # --- rules: elementwise --------------------------------------------------------------------------
 
 def _unary_rule(name):
-    scalar = _UNARY[name]
-
     def rule(lctx, eqn, xs):
         dtype = eqn.inputs[0].dtype
+        scalar = _COMPLEX_UNARY[name] if dt.is_complex(dtype) and name in _COMPLEX_UNARY else _UNARY[name]
         return [lctx.map_scalars(xs, [v.type for v in eqn.inputs], eqn.outputs[0].type,
                                  lambda x: scalar(x, dtype=dtype))]
     return rule
 
 
 def _binary_rule(name):
-    scalar = _BINARY[name]
-
     def rule(lctx, eqn, xs):
         dtype = eqn.inputs[0].dtype
+        scalar = _COMPLEX_BINARY[name] if dt.is_complex(dtype) and name in _COMPLEX_BINARY else _BINARY[name]
         return [lctx.map_scalars(xs, [v.type for v in eqn.inputs], eqn.outputs[0].type,
                                  lambda a, b: scalar(a, b, dtype=dtype))]
     return rule
@@ -441,7 +499,7 @@ def _bitcast_rule(lctx, eqn, xs):
                              lambda x: arith.bitcast(element_type(dst), x))]
 
 
-RULES = {name: _unary_rule(name) for name in _UNARY}
+RULES = {name: _unary_rule(name) for name in list(_UNARY) + ["real", "imag", "conj"]}
 RULES.update({name: _binary_rule(name) for name in _BINARY})
 RULES.update({"select": _select_rule, "convert": _convert_rule, "bitcast": _bitcast_rule,
               "stop_gradient": lambda lctx, eqn, xs: [xs[0]]})

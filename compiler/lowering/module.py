@@ -27,6 +27,9 @@ from .base import LoweringContext, _TARGET, empty_rule, index_const, tensor_type
 # every dtype; the others need libm for float64 only.
 LIBM_OPS = {"sin", "cos", "tan", "arctan", "arctan2"}   # IREE's float32 atan/atan2 are 40 ulps off
 LIBM_F64_OPS = {"tanh", "arcsin", "arccos", "arctan", "arctan2", "floor_divide", "remainder"}
+# complex log and power go through atan2, and complex128 exp, sin and cos through float64
+# sin and cos ("undefined symbol: sin" otherwise)
+LIBM_COMPLEX_OPS = {"exp", "log", "sin", "cos", "sqrt", "power"}
 
 
 CONTROL_FLOW_OPS = {"cond", "while_loop", "scan"}
@@ -34,6 +37,8 @@ CONTROL_FLOW_OPS = {"cond", "while_loop", "scan"}
 
 def needs_libm(eqn) -> bool:
     if eqn.op in LIBM_OPS:
+        return True
+    if eqn.op in LIBM_COMPLEX_OPS and dt.is_complex(eqn.inputs[0].dtype):
         return True
     return eqn.op in LIBM_F64_OPS and eqn.inputs[0].dtype == dt.FLOAT64
 

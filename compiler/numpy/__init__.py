@@ -48,7 +48,7 @@ from .shape import *  # noqa: F401,F403
 from .sorting import *  # noqa: F401,F403
 from .statistics import *  # noqa: F401,F403
 from .ufuncs import *  # noqa: F401,F403
-from .ufuncs import _SUPPORTED_UFUNCS, _inplace, _view  # noqa: F401
+from .ufuncs import _SUPPORTED_UFUNCS, _conj_method, _inplace, _view  # noqa: F401
 from .writes import _setitem, copyto, fill_diagonal, flatten, place, put, putmask  # noqa: F401
 
 # dtypes, so that `import vmapc.numpy as np` code can say np.float32
@@ -56,6 +56,7 @@ bool_ = _np.bool_
 int8, int16, int32, int64 = _np.int8, _np.int16, _np.int32, _np.int64
 uint8, uint16, uint32, uint64 = _np.uint8, _np.uint16, _np.uint32, _np.uint64
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
+complex64, complex128 = _np.complex64, _np.complex128
 pi, e, inf, nan, newaxis = _np.pi, _np.e, _np.inf, _np.nan, None
 dtype = _np.dtype
 

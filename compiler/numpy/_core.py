@@ -57,19 +57,17 @@ def _wrap(var):
 
 
 def _resolve_key(x):
-    """What ufunc.resolve_dtypes needs for x: a dtype, or int/float for a weak scalar."""
+    """What ufunc.resolve_dtypes needs for x: a dtype, or int/float/complex for a weak scalar."""
     if isinstance(x, Tracer):
         if x.weak is not None:
             return dt.BOOL if x.weak is bool else x.weak
         return x.dtype
     if isinstance(x, bool):
         return dt.BOOL
-    if isinstance(x, (int, float)) and not isinstance(x, _np.generic):
+    if isinstance(x, (int, float, complex)) and not isinstance(x, _np.generic):
         return type(x)
     if isinstance(x, (_np.ndarray, _np.generic)):
         return dt.canonical(x.dtype, "array operand")
-    if isinstance(x, complex):
-        raise DTypeError("complex numbers are not supported by vmapc")
     if isinstance(x, (list, tuple)):
         return dt.canonical(_np.asarray(x).dtype, "list operand")
     refuse = getattr(type(x), "__vmapc_refuse__", None)   # x[mask]: says why it is not an array
@@ -82,7 +80,7 @@ def _result_type(*xs):
     keys = []
     for x in xs:
         k = _resolve_key(x)
-        keys.append({int: 0, float: 0.0}.get(k, k) if isinstance(k, type) else k)
+        keys.append({int: 0, float: 0.0, complex: 0j}.get(k, k) if isinstance(k, type) else k)
     return dt.canonical(_np.result_type(*keys))
 
 
@@ -91,7 +89,7 @@ def _var(x, dtype=None):
     c = _ctx()
     if isinstance(x, Tracer):
         v = to_var(c, x, "operand")
-    elif isinstance(x, (bool, int, float)) and not isinstance(x, _np.generic):
+    elif isinstance(x, (bool, int, float, complex)) and not isinstance(x, _np.generic):
         d = dtype if dtype is not None else dt.canonical(_np.asarray(x).dtype)
         try:
             with _np.errstate(over="ignore"):  # 1e10 -> inf in float16, as in NumPy
@@ -142,8 +140,8 @@ def _loops(ufunc, args, dtype=None):
     ufunc's ``dtype=`` argument: it fixes the output dtype, and the inputs must cast to the
     loop's under NumPy's default 'same_kind' rule."""
     keys = tuple(_resolve_key(a) for a in args)
-    if all(isinstance(k, type) for k in keys):   # only (traced) Python numbers: int64 / float64
-        keys = tuple({int: dt.INT64, float: dt.FLOAT64}[k] for k in keys)
+    if all(isinstance(k, type) for k in keys):   # only (traced) Python numbers: int64 / float64 / complex128
+        keys = tuple({int: dt.INT64, float: dt.FLOAT64, complex: dt.COMPLEX128}[k] for k in keys)
     kw = {}
     if dtype is not None:
         kw["signature"] = (None,) * ufunc.nin + (dt.canonical(dtype, f"numpy.{ufunc.__name__} dtype"),) * ufunc.nout

@@ -97,10 +97,11 @@ def dot(a, b, out=None):
 
 @_implements(_np.vdot)
 def vdot(a, b):
-    """Dot product of the flattened arrays."""
+    """Dot product of the flattened arrays, the first one conjugated."""
     if not _has_tracer((a, b)):
         return _np.vdot(a, b)
-    return dot(ravel(a), ravel(b))
+    from .ufuncs import _conj_method
+    return dot(_conj_method(ravel(a)), ravel(b))
 
 
 @_implements(_np.inner)

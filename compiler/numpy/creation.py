@@ -122,7 +122,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         raise ShapeError(f"numpy.linspace: Number of samples, {num}, must be non-negative.", user_loc())
     div = (num - 1) if endpoint else num
     d = _result_type(start, stop)
-    d = d if dt.is_float(d) else dt.FLOAT64
+    d = d if dt.is_float(d) or dt.is_complex(d) else dt.FLOAT64
     start, stop = (_wrap(_var(x, d)) if not _is_tracer(x) or x.dtype != d else x for x in (start, stop))
     delta = subtract(stop, start)
     y = reshape(_np.arange(0, num, dtype=d), (-1,) + (1,) * delta.ndim)

@@ -238,6 +238,13 @@ def norm(x, ord=None, axis=None, keepdims=False):
     the nuclear norm through :func:`svd`'s singular values)."""
     if not _is_tracer(x):
         return _np.linalg.norm(x, ord, axis, keepdims)
+    if dt.is_complex(x.dtype):
+        # The vector norms and the matrix 1, inf and Frobenius norms are norms of the
+        # magnitudes; 2, -2 and the nuclear norm need a complex SVD, which is not provided.
+        if ord in (2, -2, "nuc") and (x.ndim == 2 if axis is None else _np.ndim(axis) == 1 and len(axis) == 2):
+            raise DTypeError(f"numpy.linalg.norm: ord={ord!r} of a complex matrix needs a complex SVD, "
+                             "which vmapc does not provide", user_loc())
+        x = absolute(x)
     if not dt.is_float(x.dtype):
         x = astype(x, dt.FLOAT64)
     if axis is None:

@@ -7,7 +7,7 @@ import numpy as _np
 
 from .. import dtypes as dt
 
-from ._core import _has_tracer, _implements, _is_tracer, _var, _wrap
+from ._core import _b, _has_tracer, _implements, _is_tracer, _var, _wrap
 from .ufuncs import absolute, add, astype, equal, greater, isfinite, isinf, isnan, less, less_equal, logical_and, logical_or, multiply, subtract, where
 from .reductions import all
 
@@ -42,6 +42,14 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
 def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     if not _is_tracer(x):
         return _np.nan_to_num(x, copy=copy, nan=nan, posinf=posinf, neginf=neginf)
+    if dt.is_complex(x.dtype):    # each part as a float array
+        from .ufuncs import imag, real
+        parts = [nan_to_num(p, nan=nan, posinf=posinf, neginf=neginf) for p in (real(x), imag(x))]
+        r = _wrap(_b().emit("complex", _var(parts[0]), _var(parts[1])))
+        if not copy:
+            x[...] = r
+            return x
+        return r
     if not dt.is_float(x.dtype):
         return _wrap(_var(x)) if copy else x
     fi = _np.finfo(x.dtype)

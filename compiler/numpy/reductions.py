@@ -8,11 +8,11 @@ import builtins
 import numpy as _np
 
 from .. import dtypes as dt
-from ..errors import ShapeError, UnsupportedError
+from ..errors import DTypeError, ShapeError, UnsupportedError
 from ..tracing import user_loc
 
 from ._core import _axes, _axis, _b, _c, _e, _implements, _is_int, _is_tracer, _reject, _var, _wrap
-from .ufuncs import add, astype, divide, exp, isfinite, log, multiply, subtract, where
+from .ufuncs import add, astype, conjugate, divide, exp, isfinite, log, multiply, real, subtract, where
 from .shape import squeeze
 from .writes import with_out
 
@@ -146,7 +146,7 @@ def _mean_dtype(d, dtype):
     integers and bools and float32 for float16."""
     if dtype is not None:
         return dt.canonical(dtype)
-    if dt.is_float(d):
+    if dt.is_float(d) or dt.is_complex(d):
         return dt.FLOAT32 if d == dt.FLOAT16 else d
     return dt.FLOAT64
 
@@ -155,7 +155,7 @@ def _divide_count(s, n, res):
     """NumPy's ``true_divide(s, n, casting='unsafe')`` into dtype res: a float sum is divided
     in its dtype, anything else in float64 (0/0 is NaN, as in NumPy)."""
     bld = _b()
-    if not dt.is_float(s.dtype):
+    if not dt.is_float(s.dtype) and not dt.is_complex(s.dtype):
         s = bld.convert(s, dt.FLOAT64)
     return bld.convert(_e("divide", s, _c(s, n)), res)
 
@@ -185,12 +185,17 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Tru
     if not _is_tracer(a):
         return _np.var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
     # NumPy's _var: sums in dtype (float64 for integers and bools), dividing into it
-    acc = dt.canonical(dtype) if dtype is not None else a.dtype if dt.is_float(a.dtype) else dt.FLOAT64
+    acc = dt.canonical(dtype) if dtype is not None else _mean_dtype(a.dtype, None) if a.dtype != dt.FLOAT16 \
+        else a.dtype
     axes = _axes(axis, a.ndim, "numpy.var")
     n = _count(a.shape, axes)
     m = _wrap(_divide_count(_accumulate("reduce_sum", a, axes, True, acc), n, acc))
     d = subtract(a, m)  # noqa: F821  (NumPy's promotion of a and its mean)
-    ss = _accumulate("reduce_sum", multiply(d, d), axes, keepdims, acc)
+    if dt.is_complex(d.dtype):   # |d|**2, real, as NumPy's _var
+        d2, acc = real(multiply(d, conjugate(d))), dt.component(acc)
+    else:
+        d2 = multiply(d, d)
+    ss = _accumulate("reduce_sum", d2, axes, keepdims, acc)
     return _wrap(_divide_count(ss, builtins.max(n - ddof, 0), acc))
 
 
@@ -252,6 +257,9 @@ def _as_float(x):
     """x as a floating array or tracer; integers and bools become float64 (as in SciPy)."""
     if not _is_tracer(x):
         x = _np.asarray(x)
+    if dt.is_complex(x.dtype):
+        raise DTypeError(f"complex input ({x.dtype}) is not supported here (it has no maximum to "
+                         "subtract); take the real part or the magnitude first", user_loc())
     return x if dt.is_float(x.dtype) else astype(x, dt.FLOAT64)
 
 

@@ -26,7 +26,7 @@ from .creation import linspace
 from .matrices import diag
 from .reductions import max, min, sum
 from .shape import concatenate, ravel, reshape, squeeze, transpose
-from .ufuncs import (add, astype, clip, divide, equal, greater_equal, less, less_equal, logical_and, multiply,
+from .ufuncs import (add, astype, clip, conjugate, divide, equal, greater_equal, less, less_equal, logical_and, multiply,
                      sqrt, subtract, true_divide, where)
 
 
@@ -108,7 +108,7 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         inv = true_divide(1, fact)
     X = astype(subtract(X, reshape(avg, avg.shape + (1,))), d)    # NumPy's X -= avg keeps X's dtype
     XT = transpose(X) if w is None else transpose(multiply(X, w))
-    c = dot(X, XT)
+    c = dot(X, conjugate(XT))
     return squeeze(astype(multiply(c, inv), c.dtype))               # and c *= 1 / fact c's
 
 

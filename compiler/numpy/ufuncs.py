@@ -61,13 +61,15 @@ def _ufunc_call(ufunc, args, dtype=None):
     d = in_dts[0]
     if ufunc.nin == 1:
         (x,) = vars_
+        if dt.is_complex(d) and name in _COMPLEX_UNARY:
+            return _wrap(_COMPLEX_UNARY[name](x))
         if name in _IDENTITY_ON_INT and not dt.is_float(d):
             return _wrap(x)
         if name in _CONST_ON_NONFLOAT and not dt.is_float(d):
             return _wrap(_b().full(x.shape, _CONST_ON_NONFLOAT[name], dt.BOOL))
         if d == dt.BOOL and name in ("absolute", "square", "reciprocal"):
             return _wrap(x)
-        if name == "reciprocal" and not dt.is_float(d):
+        if name == "reciprocal" and dt.is_int(d):
             return _wrap(_int_reciprocal(x))
         if name in _UNARY_OPS:
             return _wrap(_b().emit(_UNARY_OPS[name], x))
@@ -212,6 +214,32 @@ _COMPOSITE_UNARY = {
     # the sign bit, of -0.0 and of NaNs too: 1 with x's sign is -1
     "signbit": lambda x: _e("less", _e("copysign", _c(x, 1), x), _c(x, 0)),
 }
+def _parts_test(test, combine):
+    """A test of a complex number made of the test of each part (isnan: either part is NaN)."""
+    return lambda z: _e(combine, _e(test, _e("real", z)), _e(test, _e("imag", z)))
+
+
+def _log_base(base):
+    """log(z) / log(base), part by part (a complex division would turn log(0) = -inf + 0j
+    into -inf + NaN j)."""
+    def f(z):
+        lz = _e("log", z)
+        re, im = _e("real", lz), _e("imag", lz)
+        return _e("complex", _e("divide", re, _c(re, math.log(base))), _e("divide", im, _c(im, math.log(base))))
+    return f
+
+
+# complex operands of ufuncs whose real form is another op or composite
+_COMPLEX_UNARY = {
+    "conjugate": lambda z: _e("conj", z),
+    "rint": lambda z: _e("complex", _e("round", _e("real", z)), _e("round", _e("imag", z))),
+    "log2": _log_base(2),
+    "log10": _log_base(10),
+    "isnan": _parts_test("isnan", "logical_or"),
+    "isinf": _parts_test("isinf", "logical_or"),
+    "isfinite": _parts_test("isfinite", "logical_and"),
+}
+
 _COMPOSITE_BINARY = {
     "fmax": lambda a, b: _e("select", _e("isnan", b), a, _e("select", _e("isnan", a), b, _e("maximum", a, b))),
     "fmin": lambda a, b: _e("select", _e("isnan", b), a, _e("select", _e("isnan", a), b, _e("minimum", a, b))),
@@ -276,6 +304,58 @@ def modf(x, out=None, *, where=True, dtype=None, **kwargs):
     return _wrap(_e("copysign", frac, v)), _wrap(whole)
 
 
+# complex numbers: the parts, the argument, the tests of a dtype
+
+@_implements(_np.real)
+def real(val):
+    """The real part (a real array is its own real part; a value, not a writable view)."""
+    if not _has_tracer((val,)):
+        return _np.real(val)
+    v = _var(val)
+    return _wrap(_e("real", v)) if dt.is_complex(v.dtype) else _wrap(v)
+
+
+@_implements(_np.imag)
+def imag(val):
+    """The imaginary part (zeros of the same dtype for a real array)."""
+    if not _has_tracer((val,)):
+        return _np.imag(val)
+    v = _var(val)
+    return _wrap(_e("imag", v)) if dt.is_complex(v.dtype) else _wrap(_b().full(v.shape, 0, v.dtype))
+
+
+@_implements(_np.angle)
+def angle(z, deg=False):
+    """The argument arctan2(imag, real) in radians (degrees if deg); float64 for integer
+    and bool inputs, as in NumPy."""
+    if not _has_tracer((z,)):
+        return _np.angle(z, deg=deg)
+    v = _var(z)
+    if not dt.is_complex(v.dtype) and not dt.is_float(v.dtype):
+        v = _b().convert(v, dt.FLOAT64)
+    re, im = (_e("real", v), _e("imag", v)) if dt.is_complex(v.dtype) else (v, _c(v, 0))
+    r = _e("arctan2", im, re)
+    return _wrap(_e("multiply", r, _c(r, 180 / math.pi)) if deg else r)
+
+
+def _conj_method(x):
+    """``x.conj()``/``x.conjugate()``: the conjugate of a complex array, a copy of any other
+    (bools stay bool, where the ufunc ``np.conjugate`` gives int8)."""
+    v = _var(x)
+    return _wrap(_e("conj", v)) if dt.is_complex(v.dtype) else _wrap(v)
+
+
+@_implements(_np.iscomplexobj)
+def iscomplexobj(x):
+    """Whether x has a complex dtype (a Python bool, known when tracing)."""
+    return dt.is_complex(_var(x).dtype) if _has_tracer((x,)) else _np.iscomplexobj(x)
+
+
+@_implements(_np.isrealobj)
+def isrealobj(x):
+    return not iscomplexobj(x)
+
+
 # vmapc extensions to NumPy
 
 def sigmoid(x):
@@ -315,6 +395,9 @@ def round(a, decimals=0, out=None):  # noqa: A001
         raise ShapeError(f"numpy.round: decimals must be an int, got {decimals!r}", user_loc())
     decimals = int(decimals)
     x = _var(a)
+    if dt.is_complex(a.dtype):   # each part, as NumPy's
+        re, im = (_var(round(part(a), decimals)) for part in (real, imag))
+        return _wrap(_e("complex", re, im))
     if a.dtype == dt.BOOL:  # NumPy rounds bools with rint (to float16), and only to 0 decimals
         if decimals:
             raise DTypeError("numpy.round: bool arrays can only be rounded to 0 decimals", user_loc())

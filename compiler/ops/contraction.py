@@ -13,7 +13,7 @@ def _dot_general_infer(ts, contract, batch):
     lhs, rhs = ts
     if lhs.dtype != rhs.dtype:
         raise DTypeError(f"dot_general: operand dtypes differ ({lhs.dtype} and {rhs.dtype})")
-    _check_kind("dot_general", lhs, "numeric")
+    _check_kind("dot_general", lhs, "number")
     (lc, rc), (lb, rb) = contract, batch
     if len(lc) != len(rc) or len(lb) != len(rb):
         raise IRError("dot_general: contract and batch dims must pair up")

@@ -68,9 +68,13 @@ def _T(shape, dtype):
 
 def _check_kind(op, t, kind, which="operand"):
     if t.dtype not in dt.KINDS[kind]:
-        allowed = {"float": "floating-point", "int": "integer", "integer_or_bool": "integer or bool",
-                   "numeric": "integer or floating-point", "any": "any"}[kind]
-        raise DTypeError(f"{op}: {which} has dtype {t.dtype}, expected a {allowed} dtype")
+        allowed = {"float": "floating-point", "complex": "complex", "part": "float32 or float64", "int": "integer",
+                   "integer_or_bool": "integer or bool", "numeric": "integer or floating-point",
+                   "inexact": "floating-point or complex", "number": "integer, floating-point or complex",
+                   "any": "real (not complex)", "all": "any"}[kind]
+        extra = ("" if not dt.is_complex(t.dtype) else " (complex numbers have no order)"
+                 if kind in ("any", "numeric") else " (not complex)")
+        raise DTypeError(f"{op}: {which} has dtype {t.dtype}, expected a {allowed} dtype{extra}")
 
 
 def _check_arity(op, ts, n):

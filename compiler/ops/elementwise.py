@@ -1,6 +1,10 @@
 """The elementwise family: every unary and binary op (``UNARY``, ``BINARY``: the dtype
-kinds each accepts and whether it returns its operand dtype or bool), ``select``,
-``convert`` and ``bitcast``. Operands have one dtype and equal rank; a size-1 dim broadcasts."""
+kinds each accepts and the result dtype), ``select``, ``convert`` and ``bitcast``.
+Operands have one dtype and equal rank; a size-1 dim broadcasts.
+
+A result is ``"same"`` (the operand dtype), ``"bool"``, ``"part"`` (the component
+dtype: ``abs``, ``real`` and ``imag`` of a complex64 are float32) or ``"complex"``
+(``complex(re, im)`` of two float32s is complex64)."""
 
 from __future__ import annotations
 
@@ -13,45 +17,59 @@ from .core import _T, _broadcast_equal_rank, _check_arity, _check_kind, define
 
 UNARY = {
     # name: (accepted dtype kind, result: "same" or "bool")
-    "negative": ("numeric", "same"), "abs": ("numeric", "same"), "sign": ("numeric", "same"),
-    "square": ("numeric", "same"),
-    "exp": ("float", "same"), "expm1": ("float", "same"), "log": ("float", "same"),
-    "log1p": ("float", "same"), "sqrt": ("float", "same"), "rsqrt": ("float", "same"),
-    "reciprocal": ("float", "same"),
-    "sin": ("float", "same"), "cos": ("float", "same"), "tan": ("float", "same"),
+    "negative": ("number", "same"), "abs": ("number", "part"), "sign": ("numeric", "same"),
+    "square": ("number", "same"),
+    "exp": ("inexact", "same"), "expm1": ("float", "same"), "log": ("inexact", "same"),
+    "log1p": ("float", "same"), "sqrt": ("inexact", "same"), "rsqrt": ("float", "same"),
+    "reciprocal": ("inexact", "same"),
+    "sin": ("inexact", "same"), "cos": ("inexact", "same"), "tan": ("float", "same"),
     "tanh": ("float", "same"), "arcsin": ("float", "same"), "arccos": ("float", "same"),
     "arctan": ("float", "same"), "sinh": ("float", "same"), "cosh": ("float", "same"),
     "sigmoid": ("float", "same"), "erf": ("float", "same"),
     "floor": ("float", "same"), "ceil": ("float", "same"), "round": ("float", "same"),
-    "logical_not": ("any", "bool"), "bitwise_not": ("integer_or_bool", "same"),
+    "logical_not": ("all", "bool"), "bitwise_not": ("integer_or_bool", "same"),
     "isnan": ("float", "bool"), "isfinite": ("float", "bool"), "isinf": ("float", "bool"),
     # the identity, whose derivative automatic differentiation takes to be zero
-    "stop_gradient": ("any", "same"),
+    "stop_gradient": ("all", "same"),
+    # complex numbers: the parts and the conjugate (vmapc.numpy gives real inputs NumPy's answers)
+    "real": ("complex", "part"), "imag": ("complex", "part"), "conj": ("complex", "same"),
 }
 
 BINARY = {
-    "add": ("any", "same"), "subtract": ("numeric", "same"), "multiply": ("any", "same"),
-    "divide": ("float", "same"), "floor_divide": ("numeric", "same"),
-    "remainder": ("numeric", "same"), "power": ("numeric", "same"),
+    "add": ("all", "same"), "subtract": ("number", "same"), "multiply": ("all", "same"),
+    "divide": ("inexact", "same"), "floor_divide": ("numeric", "same"),
+    "remainder": ("numeric", "same"), "power": ("number", "same"),
     "maximum": ("any", "same"), "minimum": ("any", "same"), "arctan2": ("float", "same"),
     "copysign": ("float", "same"),
-    "equal": ("any", "bool"), "not_equal": ("any", "bool"), "less": ("any", "bool"),
+    "equal": ("all", "bool"), "not_equal": ("all", "bool"), "less": ("any", "bool"),
     "less_equal": ("any", "bool"), "greater": ("any", "bool"), "greater_equal": ("any", "bool"),
-    "logical_and": ("any", "bool"), "logical_or": ("any", "bool"), "logical_xor": ("any", "bool"),
+    "logical_and": ("all", "bool"), "logical_or": ("all", "bool"), "logical_xor": ("all", "bool"),
     "bitwise_and": ("integer_or_bool", "same"), "bitwise_or": ("integer_or_bool", "same"),
     "bitwise_xor": ("integer_or_bool", "same"),
     # NumPy's shifts: right_shift is arithmetic for signed and logical for unsigned dtypes; a
     # shift by at least the bit width (or by a negative amount) gives 0, or -1 for a negative
     # signed operand shifted right (NumPy's npy_lshift/npy_rshift)
     "left_shift": ("int", "same"), "right_shift": ("int", "same"),
+    # complex(re, im) of two float32 or float64 operands: complex64 or complex128
+    "complex": ("part", "complex"),
 }
+
+
+def _result(name, result, d):
+    if result == "bool":
+        return dt.BOOL
+    if result == "part":
+        return dt.component(d)
+    if result == "complex":
+        return dt.complex_of(d)
+    return d
 
 
 def _unary_infer(name, kind, result):
     def infer(ts):
         _check_arity(name, ts, 1)
         _check_kind(name, ts[0], kind)
-        return [_T(ts[0].shape, dt.BOOL if result == "bool" else ts[0].dtype)]
+        return [_T(ts[0].shape, _result(name, result, ts[0].dtype))]
     return infer
 
 
@@ -62,7 +80,7 @@ def _binary_infer(name, kind, result):
             raise DTypeError(f"{name}: operand dtypes differ ({ts[0].dtype} and {ts[1].dtype}); "
                              "the IR needs explicit conversions")
         _check_kind(name, ts[0], kind)
-        return [_T(_broadcast_equal_rank(name, ts), dt.BOOL if result == "bool" else ts[0].dtype)]
+        return [_T(_broadcast_equal_rank(name, ts), _result(name, result, ts[0].dtype))]
     return infer
 
 
@@ -91,15 +109,16 @@ def _convert_infer(ts, dtype):
 
 
 define("convert", "elementwise", ("dtype",), _convert_infer,
-       "convert[dtype](x): NumPy's astype (floats to ints truncate toward zero; to bool is x != 0).")
+       "convert[dtype](x): NumPy's astype (floats to ints truncate toward zero; to bool is x != 0; "
+       "complex to real keeps the real part).")
 
 
 def _bitcast_infer(ts, dtype):
     _check_arity("bitcast", ts, 1)
     src, dst = ts[0].dtype, dt.canonical(dtype)
-    if dt.BOOL in (src, dst) or src.itemsize != dst.itemsize:
-        raise DTypeError(f"bitcast: cannot reinterpret {src} as {dst}; the dtypes must be numeric "
-                         "(not bool) and of one size")
+    if dt.BOOL in (src, dst) or src.itemsize != dst.itemsize or dt.is_complex(src) or dt.is_complex(dst):
+        raise DTypeError(f"bitcast: cannot reinterpret {src} as {dst}; the dtypes must be real numbers "
+                         "(not bool, not complex) of one size")
     return [_T(ts[0].shape, dst)]
 
 

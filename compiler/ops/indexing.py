@@ -105,6 +105,8 @@ def _scatter_infer(ts, axis, batch_dims, mode):
         raise ShapeError(f"scatter: leading batch dims differ: {x} and {idx}")
     if upd.dtype != x.dtype:
         raise DTypeError(f"scatter: the updates have dtype {upd.dtype}, the operand {x.dtype}")
+    if mode in ("min", "max"):
+        _check_kind(f"scatter[{mode}]", x, "any")
     want = x.shape[:axis] + idx.shape[batch_dims:] + x.shape[axis + 1:]
     if upd.shape != tuple(want):
         raise ShapeError(f"scatter: updates of shape {_fmt_shape(upd.shape)} do not fit: operand "

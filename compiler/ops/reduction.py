@@ -11,7 +11,7 @@ from .core import _T, _check_arity, _check_axes, _check_kind, define
 # --- reductions --------------------------------------------------------------------------------
 
 REDUCE = {
-    "reduce_sum": "numeric", "reduce_prod": "numeric", "reduce_max": "any",
+    "reduce_sum": "number", "reduce_prod": "number", "reduce_max": "any",
     "reduce_min": "any", "reduce_any": "any", "reduce_all": "any",
 }
 IDENTITY_FREE = {"reduce_max": "maximum", "reduce_min": "minimum"}
@@ -40,6 +40,7 @@ def _argreduce_infer(name):
     def infer(ts, axis):
         _check_arity(name, ts, 1)
         t = ts[0]
+        _check_kind(name, t, "any")
         _check_axes(name, (axis,), t.rank, "axis")
         if t.shape[axis] == 0:
             raise ShapeError(f"attempt to get {name} of an empty sequence")
@@ -54,7 +55,7 @@ for _n in ("argmax", "argmin"):
 
 # --- cumulative (scans) --------------------------------------------------------------------------
 
-CUMULATIVE = {"add": "any", "multiply": "any", "maximum": "any", "minimum": "any"}
+CUMULATIVE = {"add": "all", "multiply": "all", "maximum": "any", "minimum": "any"}
 
 
 def _cumulative_infer(ts, combine, axis, reverse):
@@ -64,6 +65,7 @@ def _cumulative_infer(ts, combine, axis, reverse):
         raise IRError(f"cumulative: combine must be one of {', '.join(CUMULATIVE)}, got {combine!r}")
     if not isinstance(reverse, bool):
         raise IRError(f"cumulative: reverse must be a bool, got {reverse!r}")
+    _check_kind(f"cumulative[{combine}]", t, CUMULATIVE[combine])
     _check_axes("cumulative", (axis,), t.rank, "axis")
     return [t]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .. import dtypes as dt
 from ..errors import IRError, ShapeError
 from ..shapes import Sym
-from .core import _T, _check_arity, _check_axes, _fmt_shape, define
+from .core import _T, _check_arity, _check_axes, _check_kind, _fmt_shape, define
 
 
 def _sort_infer(ts, axis, descending, num_keys):
@@ -30,6 +30,8 @@ def _sort_infer(ts, axis, descending, num_keys):
         if t.shape != shape:
             raise ShapeError("sort: operands must have one shape, got "
                              + ", ".join(_fmt_shape(t.shape) for t in ts))
+    for t in ts[:num_keys]:
+        _check_kind("sort", t, "any", "key")
     _check_axes("sort", (axis,), len(shape), "axis")
     if isinstance(shape[axis], Sym):
         raise ShapeError("sort: the sorted axis must have a static size")
@@ -41,6 +43,7 @@ def _top_k_infer(ts, k):
     t = ts[0]
     if t.rank == 0:
         raise ShapeError("top_k: the operand must have at least one dim")
+    _check_kind("top_k", t, "any")
     n = t.shape[-1]
     if isinstance(n, Sym):
         raise ShapeError("top_k: the last axis must have a static size")

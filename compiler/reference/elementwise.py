@@ -57,6 +57,13 @@ def _int_div_guard(fn):
     return rule
 
 
+def _complex(re, im):
+    """re + im*j exactly (im * 1j would turn an infinite im into a NaN real part)."""
+    out = np.empty(np.broadcast_shapes(re.shape, im.shape), dt.complex_of(re.dtype))
+    out.real, out.imag = re, im
+    return out
+
+
 _UNARY = {
     "negative": np.negative, "abs": np.abs, "sign": np.sign, "square": np.square,
     "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt,
@@ -67,6 +74,7 @@ _UNARY = {
     "logical_not": np.logical_not, "bitwise_not": np.invert,
     "isnan": np.isnan, "isfinite": np.isfinite, "isinf": np.isinf,
     "stop_gradient": lambda x: x,
+    "real": np.real, "imag": np.imag, "conj": np.conjugate,
 }
 
 _BINARY = {
@@ -79,6 +87,7 @@ _BINARY = {
     "logical_or": np.logical_or, "logical_xor": np.logical_xor, "bitwise_and": np.bitwise_and,
     "bitwise_or": np.bitwise_or, "bitwise_xor": np.bitwise_xor,
     "left_shift": np.left_shift, "right_shift": np.right_shift,
+    "complex": lambda re, im: _complex(re, im),
 }
 
 
@@ -105,7 +114,9 @@ def float_to_int(x: np.ndarray, dtype) -> np.ndarray:
 
 def _convert(x, dtype):
     dtype = np.dtype(dtype)
-    if dt.is_float(x.dtype) and not dt.is_float(dtype) and dtype != np.bool_:
+    if dt.is_complex(x.dtype) and not dt.is_complex(dtype) and dtype != np.bool_:
+        x = np.real(x)           # NumPy's astype keeps the real part (with a ComplexWarning)
+    if dt.is_float(x.dtype) and (dt.is_int(dtype) or dt.is_unsigned(dtype)):
         return float_to_int(x, dtype)
     return x.astype(dtype)
 
