@@ -13,7 +13,7 @@ Backends and what runs where:
   drivers, on the same compiled modules;
 * ``vulkan``: SPIR-V (the "desktop" profile) on whatever Vulkan device is present
   (Mesa's lavapipe in CI);
-* ``cuda-sm_80`` and ``cuda-sm_90a``: every module is compiled and its reflection
+* ``cuda-sm_80`` (and the first module for ``cuda-sm_90a``): every module is compiled and its reflection
   (function names and signatures) loaded with ``iree.runtime.VmModule`` on a bare
   VmInstance; the programs also run where a CUDA device exists, and the test that runs
   them is skipped with the reason otherwise.
@@ -131,8 +131,10 @@ def test_corpus(backend, index, vmapc_shared_cache):
     _check_group(bc.run_module(vmfb, group, drv), group, t.name)
 
 
-@pytest.mark.parametrize("arch,index", [(a, i) for i in range(2) for a in CUDA_ARCHS
-                                        if i < len(PLANS[f"cuda:{a}" if a != "sm_80" else "cuda"][0])],
+# sm_80 compiles the whole corpus; sm_90a its first module only, which checks that the arch
+# is selected and reflects (the NVPTX code generation is the same; scripts/cuda_matrix.py
+# compiles, and on a GPU runs, the whole corpus for both).
+@pytest.mark.parametrize("arch,index", [("sm_80", i) for i in range(len(PLANS["cuda"][0]))] + [("sm_90a", 0)],
                          ids=lambda v: str(v))
 def test_cuda_corpus_compiles_and_reflects(arch, index, vmapc_shared_cache):
     t = targets.target("cuda", arch=arch)
@@ -216,7 +218,7 @@ def _readback_cases():
     rng = np.random.default_rng(7)
     B = Sym("B")
     fns, args = [], []
-    for d in dt.ALL:
+    for d in [d for d in dt.ALL if not dt.is_complex(d)]:    # complex: tests/test_complex.py
         for shape in ((), (5, 7), (0, 3)):
             sn = dt.short_name(d)
             name = f"rb_{sn}_{len(shape)}d_{shape[0] if shape else 1}"

@@ -111,6 +111,24 @@ def test_gather_through_a_transposed_narrow_index():
     np.testing.assert_array_equal(got, want)
 
 
+def test_set_scatter_into_an_axis_of_size_one_compiles():
+    """IREE 3.13 could not vectorize the small-scatter generic's last-write search when the
+    scattered axis has size 1 beside batch dims ("'vector.multi_reduction' op reduction
+    dimension out of range"; the fuzzer found it under a vmap of scatter then argmax).
+    Such scatters are lowered as iree_linalg_ext.scatter; last write still wins."""
+    fn = vmapc.parse("""{ lambda f:f32[4,3,1] k:i8[4,3,3] j:f32[4,3,3] .
+        l:f32[4,3,1] = scatter[axis=2, batch_dims=2, mode="set"] f k j
+        m:i64[4,3] = argmax[axis=2] l
+      in (l, m) }""")
+    rng = np.random.default_rng(0)
+    args = [rng.normal(size=(4, 3, 1)).astype(np.float32), rng.integers(-2, 2, size=(4, 3, 3)).astype(np.int8),
+            rng.normal(size=(4, 3, 3)).astype(np.float32)]
+    want = vmapc.eval(fn, *args)
+    got = compiled(fn, *args)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_gather_through_a_transposed_index_as_the_fuzzer_found_it():
     prog = fuzz.Program(vmapc.parse("""{ lambda a:i32[5] b:i32[3,2] c:i16[3] d:i16[1] .
         e:f32[5] = convert[dtype=f32] a
