@@ -328,7 +328,7 @@ def check_reflection(vmfb: bytes, group) -> None:
 
 _MLIR_ELEM = {"bool": "i1", "int8": "i8", "uint8": "i8", "int16": "i16", "uint16": "i16", "int32": "i32",
               "uint32": "i32", "int64": "i64", "uint64": "i64", "float16": "f16", "float32": "f32",
-              "float64": "f64"}
+              "float64": "f64", "complex64": "complex<f32>", "complex128": "complex<f64>"}
 
 
 def _mlir_type(t) -> str:
